@@ -1,0 +1,25 @@
+"""optfusion-tf: TensorFlow/Keras implementation of OptFusion (WSDM '25)."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="optfusion_tf",
+    version="0.1.0",
+    description="OptFusion: learning fusion connections and operations in deep CTR models (TF/Keras 3)",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["optfusion_tf", "optfusion_tf.*"]),
+    # Ranges we have installed and run the test suite with (see README, "Dependencies").
+    install_requires=[
+        "tensorflow>=2.21,<2.22",
+        "keras>=3.12,<3.16",
+        "numpy>=1.26,<2.5",
+        "pandas>=2.2,<3.2",
+        "absl-py>=2.1,<3",
+        "scikit-learn>=1.5,<1.10",
+        "matplotlib>=3.9,<3.12",
+    ],
+    extras_require={"test": ["pytest>=8,<10"]},
+    entry_points={"console_scripts": []},
+)
