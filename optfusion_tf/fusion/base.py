@@ -1,0 +1,126 @@
+"""The base of the fusion operations: K candidate inputs, a connection vector, one output.
+
+A fusion operation sits in front of a component (paper Eq. 6, 13). It receives the outputs of
+the K candidate inputs of its node, each [batch, W], in `SearchSpace.candidate_inputs` order,
+and a connection vector c of K values in {0, 1} (the STE output, differentiable with respect
+to alpha). A disconnected input acts as the operation's identity (DESIGN.md section 3), never
+as a zero vector that would, e.g., zero a whole Hadamard product.
+
+`connections=None` means that every input is connected: the fixed (re-train) modes feed a node
+only its live inputs and pass None, so no masking work is done there.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import keras
+
+from optfusion_tf.layers.initializers import InitializerLike
+from optfusion_tf.layers.types import Shape, Tensor
+
+
+def check_fusion_inputs(layer: keras.layers.Layer, num_inputs: int, input_shape: Any) -> int:
+    """Validates K input shapes [batch, W] with one known W; returns W."""
+    shapes = list(input_shape) if isinstance(input_shape, (list, tuple)) else []
+    if not shapes or not all(isinstance(s, (list, tuple)) for s in shapes):
+        raise ValueError(
+            f"{type(layer).__name__} expects a list of {num_inputs} tensors [batch, W]. "
+            f"Received: input_shape={input_shape}"
+        )
+    widths = {s[-1] for s in shapes}
+    if (
+        len(shapes) != num_inputs
+        or len(widths) != 1
+        or None in widths
+        or any(len(s) != 2 for s in shapes)
+    ):
+        raise ValueError(
+            f"{type(layer).__name__} expects {num_inputs} inputs of shape [batch, W] with one "
+            f"known W. Received: input shapes {[tuple(s) for s in shapes]}"
+        )
+    return int(widths.pop())
+
+
+def check_num_inputs(num_inputs: int) -> None:
+    """Raises ValueError unless `num_inputs` (K) is a positive integer."""
+    if isinstance(num_inputs, bool) or not isinstance(num_inputs, int) or num_inputs < 1:
+        raise ValueError(
+            f"`num_inputs` must be a positive integer. Received: num_inputs={num_inputs!r}"
+        )
+
+
+class FusionOperation(keras.layers.Layer):
+    """Fuses K inputs [batch, W] into one [batch, W]; subclasses implement `_fuse`.
+
+    Args:
+        num_inputs: K, the number of candidate inputs the node receives.
+        **kwargs: passed to `keras.layers.Layer`.
+
+    Call arguments:
+        inputs: list of K float tensors [batch, W].
+        connections: optional float tensor [K] of 0/1 values; None means all connected.
+
+    Returns:
+        Float tensor [batch, W].
+    """
+
+    def __init__(self, num_inputs: int, **kwargs: Any) -> None:
+        check_num_inputs(num_inputs)
+        super().__init__(**kwargs)
+        self.num_inputs = num_inputs
+
+    def build(self, input_shape: Sequence[Shape]) -> None:
+        self.width = check_fusion_inputs(self, self.num_inputs, input_shape)
+
+    def call(self, inputs: Sequence[Tensor], connections: Tensor | None = None) -> Tensor:
+        inputs = list(inputs)
+        if len(inputs) != self.num_inputs:
+            raise ValueError(
+                f"{type(self).__name__} expects {self.num_inputs} inputs. "
+                f"Received: {len(inputs)}"
+            )
+        return self._fuse(inputs, connections)
+
+    def _fuse(self, inputs: list[Tensor], connections: Tensor | None) -> Tensor:
+        raise NotImplementedError
+
+    def compute_output_shape(self, input_shape: Sequence[Shape]) -> tuple[int | None, ...]:
+        return tuple(input_shape[0])
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config["num_inputs"] = self.num_inputs
+        return config
+
+
+class WeightedFusionOperation(FusionOperation):
+    """A fusion operation with a kernel and a bias (CONCAT, ATT).
+
+    Args:
+        num_inputs: K.
+        kernel_initializer: initializer of the kernels. Defaults to `"glorot_uniform"`.
+        bias_initializer: initializer of the biases. Defaults to `"zeros"`.
+        **kwargs: passed to `keras.layers.Layer`.
+    """
+
+    def __init__(
+        self,
+        num_inputs: int,
+        kernel_initializer: InitializerLike = "glorot_uniform",
+        bias_initializer: InitializerLike = "zeros",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(num_inputs, **kwargs)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.bias_initializer = keras.initializers.get(bias_initializer)
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(
+            {
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+                "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+            }
+        )
+        return config

@@ -1,0 +1,42 @@
+"""CrossNetV2: one cross layer of DCN-V2 (Wang et al., 2021), full-rank."""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from optfusion_tf.layers.initializers import clone_initializer
+from optfusion_tf.layers.shallow_base import ShallowComponent
+from optfusion_tf.layers.types import Shape, Tensor
+
+
+@keras.saving.register_keras_serializable(package="optfusion")
+class CrossNetV2(ShallowComponent):
+    """One DCN-V2 cross layer: `y = x0 * (x @ K + b) + x`, with a full [W, W] kernel K.
+
+    Args:
+        kernel_initializer: initializer of `K` ([W, W]). Defaults to `"glorot_uniform"`.
+        bias_initializer: initializer of `b` ([W]). Defaults to `"zeros"`.
+        **kwargs: passed to `keras.layers.Layer`.
+
+    Call arguments:
+        x0: float tensor [batch, W], the flat embedding.
+        x: float tensor [batch, W], the fused input.
+
+    Returns:
+        Float tensor [batch, W].
+    """
+
+    def build(self, x0_shape: Shape, x_shape: Shape) -> None:
+        width = self._check_inputs(x0_shape, x_shape)
+        self.kernel = self.add_weight(
+            name="kernel",
+            shape=(width, width),
+            initializer=clone_initializer(self.kernel_initializer),
+        )
+        self.bias = self.add_weight(
+            name="bias", shape=(width,), initializer=clone_initializer(self.bias_initializer)
+        )
+
+    def call(self, x0: Tensor, x: Tensor) -> Tensor:
+        return ops.add(ops.multiply(x0, ops.add(ops.matmul(x, self.kernel), self.bias)), x)
