@@ -13,6 +13,7 @@ setup(
     # Ranges we have installed and run the test suite with (see README, "Dependencies").
     install_requires=[
         "tensorflow>=2.21,<2.22",
+        "tensorboard>=2.21,<2.22",
         "keras>=3.12,<3.16",
         "numpy>=1.26,<2.5",
         "pandas>=2.2,<3.2",

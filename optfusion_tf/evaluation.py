@@ -1,0 +1,257 @@
+"""Exact AUC and log loss on a whole split (DESIGN.md section 5), and the callbacks that put them
+into training.
+
+- `evaluate_split(model, dataset)`: one pass over the split, one model call per batch, then
+  `sklearn.metrics.roc_auc_score` / `log_loss` on all examples at once (not Keras' thresholded,
+  streaming AUC).
+- `ExactValidationMetrics`: after every epoch writes `val_auc` and `val_logloss` into the epoch's
+  `logs`. Keras 3 hands the same dict to every later callback in the list, so EarlyStopping,
+  ModelCheckpoint, TensorBoard and History placed after it see them.
+- `StopOnNaN`: `keras.callbacks.TerminateOnNaN` that remembers where it stopped, so a script can
+  exit non-zero with a clear message (the best checkpoint so far is untouched: a NaN val_auc is
+  never an improvement for EarlyStopping or ModelCheckpoint).
+
+Datasets yield (feature_ids int64 [B, F], label float32 [B, 1]); models map feature_ids to logits
+[B, 1].
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import logging
+from scipy.special import expit
+from sklearn.metrics import log_loss, roc_auc_score
+
+from optfusion_tf.run_dir import write_json_atomic
+
+# Probabilities are clipped to [eps, 1 - eps] before the log loss (Keras' default epsilon), so a
+# saturated sigmoid costs at most -log(1e-7) ~ 16.1 per example instead of infinity.
+PROBABILITY_EPSILON = 1e-7
+
+
+def predict_logits(model: keras.Model, dataset: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and logits for every example of `dataset`, in dataset order.
+
+    One `model.predict_on_batch` call per batch (Keras' cached, compiled predict function).
+
+    Args:
+        model: maps feature_ids [B, F] to logits [B, 1].
+        dataset: yields (feature_ids [B, F], label [B, 1]).
+
+    Returns:
+        (labels float64 [N], logits float64 [N]).
+    """
+    labels, logits = [], []
+    for element in dataset:
+        if not isinstance(element, tuple) or len(element) != 2:
+            raise ValueError(
+                "Expected a dataset of (feature_ids, label) pairs. Received an element of "
+                f"structure {tf.nest.map_structure(lambda t: t.shape, element)}"
+            )
+        features, label = element
+        batch_labels = np.asarray(label, dtype=np.float64).reshape(-1)
+        batch_logits = np.asarray(model.predict_on_batch(features), dtype=np.float64).reshape(-1)
+        if batch_logits.shape != batch_labels.shape:
+            raise ValueError(
+                f"Expected one logit per label (logits [B, 1]); the model returned "
+                f"{batch_logits.size} values for a batch of {batch_labels.size} labels."
+            )
+        labels.append(batch_labels)
+        logits.append(batch_logits)
+    if not labels:
+        raise ValueError("The dataset is empty; expected at least one batch of examples.")
+    return np.concatenate(labels), np.concatenate(logits)
+
+
+def binary_metrics(labels: np.ndarray, logits: np.ndarray) -> dict[str, Any]:
+    """Exact AUC and log loss of logits [N] against 0/1 labels [N].
+
+    AUC is computed on the logits (the same ranking as sigmoid(logits), without the ties that a
+    saturated float sigmoid would create); log loss on sigmoid(logits) clipped to
+    [PROBABILITY_EPSILON, 1 - PROBABILITY_EPSILON].
+
+    Returns:
+        {"auc": float, "logloss": float, "examples": int}.
+    """
+    labels = np.asarray(labels, dtype=np.float64).reshape(-1)
+    logits = np.asarray(logits, dtype=np.float64).reshape(-1)
+    if labels.shape != logits.shape:
+        raise ValueError(
+            f"Expected as many logits as labels. Received {logits.size} logits and "
+            f"{labels.size} labels."
+        )
+    bad = int(np.count_nonzero(~np.isfinite(logits)))
+    if bad:
+        raise ValueError(f"{bad} of {logits.size} logits are NaN or infinite.")
+    classes = np.unique(labels)
+    if not np.isin(classes, (0.0, 1.0)).all():
+        raise ValueError(f"Expected 0/1 labels. Received label values {classes[:10].tolist()}")
+    if classes.size < 2:
+        raise ValueError(
+            f"AUC needs both classes, but all {labels.size} examples have label "
+            f"{int(classes[0])}. Is the split too small, or the label column wrong?"
+        )
+    probabilities = np.clip(expit(logits), PROBABILITY_EPSILON, 1.0 - PROBABILITY_EPSILON)
+    return {
+        "auc": float(roc_auc_score(labels, logits)),
+        "logloss": float(log_loss(labels, probabilities, labels=[0.0, 1.0])),
+        "examples": int(labels.size),
+    }
+
+
+def evaluate_split(model: keras.Model, dataset: tf.data.Dataset) -> dict[str, Any]:
+    """Exact metrics of `model` on the whole `dataset`: {"auc", "logloss", "examples"}."""
+    return binary_metrics(*predict_logits(model, dataset))
+
+
+class ExactValidationMetrics(keras.callbacks.Callback):
+    """Exact validation AUC / log loss after every epoch, written into `logs`.
+
+    Sets `logs["val_auc"]` and `logs["val_logloss"]` (NaN when the model predicts NaN/inf, e.g.
+    after a NaN loss), so callbacks placed AFTER it in the `callbacks` list can monitor them:
+
+        callbacks = [
+            ExactValidationMetrics(valid_ds, history_path=run.epochs_path),
+            keras.callbacks.EarlyStopping("val_auc", mode="max", restore_best_weights=True),
+            keras.callbacks.ModelCheckpoint(path, monitor="val_auc", mode="max",
+                                            save_best_only=True, save_weights_only=True),
+        ]
+
+    and logs one line per epoch with absl logging:
+    `epoch 2/10: loss 0.45123, val_auc 0.80114, val_logloss 0.44712, 312.4 s`
+    (seconds from epoch start to the end of validation).
+
+    Args:
+        validation_data: yields (feature_ids [B, F], label [B, 1]); iterated once per epoch.
+        history_path: optional JSON file keeping one record per finished epoch
+            ({"epoch" (1-based), "loss", "val_auc", "val_logloss", "seconds"}; NaN stored as
+            null). It is read here, so after a BackupAndRestore resume `records` and `best`
+            cover the epochs of the interrupted process too (already before `fit`, e.g. for
+            ModelCheckpoint's `initial_value_threshold`); finishing epoch k first drops any
+            record of epoch >= k.
+
+    Attributes:
+        records: the per-epoch records, oldest first.
+    """
+
+    def __init__(
+        self, validation_data: tf.data.Dataset, *, history_path: str | os.PathLike | None = None
+    ) -> None:
+        super().__init__()
+        self.validation_data = validation_data
+        self.history_path = None if history_path is None else os.fspath(history_path)
+        self.records: list[dict[str, Any]] = []
+        if self.history_path and os.path.isfile(self.history_path):
+            with open(self.history_path, encoding="utf-8") as f:
+                stored = json.load(f)["epochs"]
+            self.records = [{k: _nan_if_none(v) for k, v in r.items()} for r in stored]
+        self._epoch_start = 0.0
+
+    @property
+    def best(self) -> dict[str, Any] | None:
+        """The record with the highest finite val_auc (first on ties), or None."""
+        finite = [r for r in self.records if _is_finite(r["val_auc"])]
+        return max(finite, key=lambda r: r["val_auc"]) if finite else None
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._epoch_start = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if logs is None:
+            raise ValueError("ExactValidationMetrics needs the epoch's logs dict to write into.")
+        labels, logits = predict_logits(self.model, self.validation_data)
+        finite = np.isfinite(logits)
+        if finite.all():
+            metrics = binary_metrics(labels, logits)
+            auc, logloss = metrics["auc"], metrics["logloss"]
+        else:
+            logging.warning(
+                "epoch %d: %d of %d validation predictions are NaN or infinite; val_auc and "
+                "val_logloss are NaN for this epoch.",
+                epoch + 1,
+                int(np.count_nonzero(~finite)),
+                finite.size,
+            )
+            auc = logloss = math.nan
+        logs["val_auc"] = auc
+        logs["val_logloss"] = logloss
+        record = {
+            "epoch": epoch + 1,
+            "loss": float(logs.get("loss", math.nan)),
+            "val_auc": auc,
+            "val_logloss": logloss,
+            "seconds": time.perf_counter() - self._epoch_start,
+        }
+        self.records = [r for r in self.records if r["epoch"] < record["epoch"]] + [record]
+        if self.history_path:
+            write_json_atomic(
+                self.history_path,
+                {"epochs": [{k: _none_if_nan(v) for k, v in r.items()} for r in self.records]},
+            )
+        logging.info(
+            "epoch %d/%s: loss %.5f, val_auc %.5f, val_logloss %.5f, %.1f s",
+            record["epoch"],
+            self.params.get("epochs", "?"),
+            record["loss"],
+            auc,
+            logloss,
+            record["seconds"],
+        )
+
+
+class StopOnNaN(keras.callbacks.TerminateOnNaN):
+    """`keras.callbacks.TerminateOnNaN` (graceful stop) that records where the loss went bad.
+
+    After `fit`, `stopped_at` is (epoch (1-based), batch) or None, and `message` says what
+    happened, for a script to log before exiting non-zero.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(raise_error=False)
+        self.stopped_at: tuple[int, int] | None = None
+        self._epoch = 0
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self.stopped_at = None
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._epoch = epoch
+
+    def on_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        loss = (logs or {}).get("loss")
+        if self.stopped_at is None and loss is not None and not _is_finite(loss):
+            self.stopped_at = (self._epoch + 1, batch)
+        super().on_batch_end(batch, logs)
+
+    @property
+    def message(self) -> str:
+        """One line for the log; empty when training was not stopped."""
+        if self.stopped_at is None:
+            return ""
+        epoch, batch = self.stopped_at
+        return (
+            f"Training stopped: the loss became NaN or infinite in epoch {epoch}, batch {batch}. "
+            "The best checkpoint so far is kept. Lower the learning rates (or add L2) and run "
+            "again in a new run directory (or with --overwrite)."
+        )
+
+
+def _is_finite(value: Any) -> bool:
+    return value is not None and math.isfinite(float(value))
+
+
+def _nan_if_none(value: Any) -> Any:
+    return math.nan if value is None else value
+
+
+def _none_if_nan(value: Any) -> Any:
+    return None if isinstance(value, float) and math.isnan(value) else value
+
