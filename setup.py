@@ -20,7 +20,18 @@ setup(
         "absl-py>=2.1,<3",
         "scikit-learn>=1.5,<1.10",
         "matplotlib>=3.9,<3.12",
+        "google-crc32c>=1.5,<2",
     ],
-    extras_require={"test": ["pytest>=8,<10"]},
-    entry_points={"console_scripts": []},
+    extras_require={"test": ["pytest>=8,<10"], "bench": ["psutil>=5.9,<8"]},
+    entry_points={
+        "console_scripts": [
+            "optfusion-demo=optfusion_tf.demo:run",
+            "criteo2TF=optfusion_tf.cli.criteo2tf:run",
+            "avazu2TF=optfusion_tf.cli.avazu2tf:run",
+            "kdd2TF=optfusion_tf.cli.kdd2tf:run",
+            "csv2TF=optfusion_tf.cli.csv2tf:run",
+            "optfusion-search=optfusion_tf.cli.search:run",
+            "optfusion-retrain=optfusion_tf.cli.retrain:run",
+        ]
+    },
 )

@@ -1,0 +1,142 @@
+"""Preprocessing and reading throughput on synthetic Criteo-format files (issue 2's figures).
+
+    python bench/preprocess_bench.py [--sizes=1000000,4000000] [--workdir=bench/out] [--workers=N]
+
+For each size: writes (once, cached in --workdir) a demo Criteo file of that many rows, runs
+dataprocess/criteo2TF.py on it as a subprocess and reports end-to-end rows/s (process start to
+exit: both passes, TFRecords written), the peak RSS of the whole process tree (main process +
+workers, sampled every 20 ms with psutil) and the CPU time used (main process + workers; on a
+shared machine, CPU time per row is the figure that does not depend on the load). Then it
+reads the largest dataset's training split with make_dataset at batch 4096, shuffled and not,
+and reports examples/s. The last line printed is one JSON object with every figure, the
+machine's load average included.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from typing import Sequence
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import psutil  # noqa: E402
+from absl import app, flags  # noqa: E402
+
+from optfusion_tf.demo_data import write_demo_criteo  # noqa: E402
+
+FLAGS = flags.FLAGS
+flags.DEFINE_list("sizes", ["1000000", "4000000"], "Rows of the synthetic files.")
+flags.DEFINE_string("workdir", "bench/out", "Where raw files and datasets go (git-ignored).")
+flags.DEFINE_integer("workers", None, "Passed to criteo2TF --workers (default: its default).")
+flags.DEFINE_integer("seed", 7, "Seed of the synthetic data.")
+flags.DEFINE_integer(
+    "reader_batches", 400, "Batches of 4096 read per reader measurement (after 20 warm-up)."
+)
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _tree_rss(proc: psutil.Process) -> int:
+    total = 0
+    for p in [proc] + proc.children(recursive=True):
+        try:
+            total += p.memory_info().rss
+        except psutil.Error:
+            pass
+    return total
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def preprocess_once(raw: str, out: str) -> dict[str, float]:
+    """Runs criteo2TF on `raw`; returns wall seconds, CPU seconds (the process and its workers)
+    and peak tree RSS (MiB)."""
+    cmd = [
+        sys.executable,
+        os.path.join(REPO, "dataprocess", "criteo2TF.py"),
+        f"--dataset={raw}",
+        f"--record={out}",
+        "--overwrite",
+    ]
+    if FLAGS.workers is not None:
+        cmd.append(f"--workers={FLAGS.workers}")
+    start, cpu = time.monotonic(), _children_cpu()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    watched = psutil.Process(proc.pid)
+    peak = 0
+    while proc.poll() is None:
+        try:
+            peak = max(peak, _tree_rss(watched))
+        except psutil.Error:
+            pass
+        time.sleep(0.02)
+    wall = time.monotonic() - start
+    if proc.returncode:
+        raise RuntimeError(f"criteo2TF failed ({proc.returncode}): {proc.stderr.read()[-2000:]}")
+    return {"seconds": wall, "cpu_seconds": _children_cpu() - cpu, "peak_rss_mib": peak / 2**20}
+
+
+def reader_throughput(dataset_dir: str, shuffle: bool) -> float:
+    """Examples/s of make_dataset(train, batch 4096) after a warm-up."""
+    from optfusion_tf.data.reader import make_dataset  # TensorFlow only from here on
+
+    ds = make_dataset(dataset_dir, "train", 4096, shuffle=shuffle, seed=1, repeat=True)
+    it = iter(ds)
+    for _ in range(20):
+        next(it)
+    start = time.monotonic()
+    n = 0
+    for _ in range(FLAGS.reader_batches):
+        x, _ = next(it)
+        n += int(x.shape[0])
+    return n / (time.monotonic() - start)
+
+
+def main(argv: Sequence[str]) -> None:
+    del argv
+    os.makedirs(FLAGS.workdir, exist_ok=True)
+    result: dict[str, object] = {
+        "cpus": os.cpu_count(),
+        "load_average_at_start": os.getloadavg()[0],
+    }
+    largest = None
+    for size in sorted(int(s) for s in FLAGS.sizes):
+        raw = os.path.join(FLAGS.workdir, f"demo_criteo_{size}_{FLAGS.seed}.txt")
+        if not os.path.exists(raw):
+            print(f"writing {raw} ...", flush=True)
+            write_demo_criteo(raw + ".partial", size, FLAGS.seed)
+            os.replace(raw + ".partial", raw)
+        out = os.path.join(FLAGS.workdir, f"criteo_{size}")
+        run = preprocess_once(raw, out)
+        run["rows_per_s"] = size / run["seconds"]
+        run["cpu_us_per_row"] = run["cpu_seconds"] / size * 1e6
+        result[f"preprocess_{size}"] = {k: round(v, 2) for k, v in run.items()}
+        print(
+            f"{size:,} rows: {run['seconds']:.1f} s, {run['rows_per_s']:,.0f} rows/s, "
+            f"peak RSS {run['peak_rss_mib']:.0f} MiB",
+            flush=True,
+        )
+        largest = out
+    sizes = sorted(int(s) for s in FLAGS.sizes)
+    if len(sizes) >= 2:
+        small, big = result[f"preprocess_{sizes[0]}"], result[f"preprocess_{sizes[-1]}"]
+        ratio = big["peak_rss_mib"] / small["peak_rss_mib"]  # type: ignore[index]
+        result["peak_rss_ratio"] = round(ratio, 3)
+    for shuffle in (False, True):
+        rate = reader_throughput(largest, shuffle)
+        result[f"reader_examples_per_s_{'shuffled' if shuffle else 'in_order'}"] = round(rate)
+        print(f"reader (batch 4096, shuffle={shuffle}): {rate:,.0f} examples/s", flush=True)
+    result["load_average_at_end"] = os.getloadavg()[0]
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    app.run(main)

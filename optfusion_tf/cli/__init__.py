@@ -1,0 +1,1 @@
+"""absl command-line programs: flag definitions and main functions (scripts stay thin)."""

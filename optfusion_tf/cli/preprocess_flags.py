@@ -1,0 +1,121 @@
+"""absl flags and the shared main of the preprocessing CLIs (criteo2TF, avazu2TF, kdd2TF, csv2TF).
+
+The flags are the options of `optfusion_tf.data.preprocess.PreprocessOptions`; csv2TF adds its
+own (see `optfusion_tf.cli.csv2tf`). They are defined by `define_flags()` when a CLI starts, not
+at import, so importing these modules next to other flag-defining modules never clashes.
+
+Exit status: 0 on success, 1 for unusable input or output (the message names the file, line
+and what was expected), 130 on Ctrl-C, 143 on SIGTERM; an interrupted run leaves no output
+directory behind.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from typing import Sequence
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags, logging  # noqa: E402
+
+from optfusion_tf.data.bad_rows import ON_BAD_ROW  # noqa: E402
+from optfusion_tf.data.errors import DataError  # noqa: E402
+from optfusion_tf.data.preprocess import (
+    VOCAB_SCOPES,
+    CsvOptions,
+    PreprocessOptions,
+    preprocess,
+)  # noqa: E402
+from optfusion_tf.data.tfrecord_writer import COMPRESSIONS  # noqa: E402
+from optfusion_tf.data.worker_pool import default_workers  # noqa: E402
+
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    """Defines the shared preprocessing flags; a CLI's run() calls it once, before app.run."""
+    flags.DEFINE_string("dataset", None, "Raw input file, plain text or gzip.")
+    flags.DEFINE_string(
+        "record", None, "Output dataset directory. Default: tfrecords/<name>_<threshold>."
+    )
+    flags.DEFINE_integer(
+        "threshold",
+        2,
+        "Count a categorical value needs (in the vocabulary scope) for its own id.",
+        lower_bound=0,
+    )
+    flags.DEFINE_list("ratio", ["0.8", "0.1", "0.1"], "train,validation,test fractions (sum 1).")
+    flags.DEFINE_integer("seed", 2022, "Seed of the random train/validation/test split.")
+    flags.DEFINE_enum(
+        "vocab_scope",
+        "train",
+        VOCAB_SCOPES,
+        "Count values on the training split only, or on the whole file (the reference).",
+    )
+    flags.DEFINE_enum("compression", "none", COMPRESSIONS, "TFRecord compression.")
+    flags.DEFINE_enum(
+        "on_bad_row",
+        "skip",
+        ON_BAD_ROW,
+        "skip: count and drop bad rows; error: stop at the first one.",
+    )
+    flags.DEFINE_bool("overwrite", False, "Replace an existing output directory.")
+    flags.DEFINE_integer(
+        "records_per_shard", 1_000_000, "Examples per TFRecord file.", lower_bound=1
+    )
+    flags.DEFINE_integer(
+        "workers",
+        default_workers(),
+        "Worker processes (0: parse and encode in the main process).",
+        lower_bound=0,
+    )
+    flags.DEFINE_integer(
+        "log_every", 1_000_000, "Log progress every this many rows.", lower_bound=1
+    )
+    flags.mark_flag_as_required("dataset")
+
+
+def options_from_flags() -> PreprocessOptions:
+    """PreprocessOptions from the parsed flags (raises app.UsageError for bad values)."""
+    try:
+        return PreprocessOptions(
+            threshold=FLAGS.threshold,
+            ratio=tuple(float(r) for r in FLAGS.ratio),  # type: ignore[arg-type]
+            seed=FLAGS.seed,
+            vocab_scope=FLAGS.vocab_scope,
+            compression=FLAGS.compression,
+            on_bad_row=FLAGS.on_bad_row,
+            overwrite=FLAGS.overwrite,
+            records_per_shard=FLAGS.records_per_shard,
+            log_every=FLAGS.log_every,
+            workers=FLAGS.workers,
+        )
+    except ValueError as e:
+        raise app.UsageError(str(e)) from e
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)  # unwinds, so the temporary output directory is removed
+
+
+def run_preprocess(kind: str, argv: Sequence[str], csv_options: CsvOptions | None = None) -> int:
+    """The CLIs' main: preprocess --dataset into --record; returns the exit status."""
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {list(argv[1:])}")
+    signal.signal(signal.SIGTERM, _terminate)
+    options = options_from_flags()
+    program = os.path.basename(sys.argv[0])
+    try:
+        stats = preprocess(kind, FLAGS.dataset, FLAGS.record, options, csv_options)
+    except DataError as e:
+        print(f"{program}: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{program}: interrupted; nothing was written", file=sys.stderr)
+        return 128 + signal.SIGINT
+    logging.info(
+        "feature_num %d, fields %d, rows %s", stats.feature_num, stats.num_fields, stats.rows
+    )
+    return 0

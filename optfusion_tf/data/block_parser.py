@@ -1,0 +1,283 @@
+"""One block of raw lines -> validated labels and per-field vocabulary keys, vectorized.
+
+Steps, none of them a per-row Python loop on clean input:
+1. Column counts per line with numpy (delimiter positions vs line ends); lines with the wrong
+   count are reported and cut out before pandas sees them (pandas would silently pad a short
+   row). Blocks of quoting formats that contain a quote character are counted with the csv
+   module instead, line by line, since a quoted delimiter does not separate columns.
+2. pandas' C parser: numeric columns straight to float64 ("" = missing), the rest as
+   untouched strings (keep_default_na=False, so "NA", "null", "nan" stay strings). A non-numeric
+   cell makes the parser raise; only then is the block re-parsed as strings and checked cell by
+   cell with pd.to_numeric to find the bad rows.
+3. Labels, numeric cells and Avazu hours are validated; each bad row is reported once, under
+   its first reason in bad_rows.REASONS order.
+4. Each field is factorized (pandas hash table): per-row codes into a small list of unique keys,
+   so vocabulary work downstream is per unique value, not per row.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+
+import numpy as np
+import pandas as pd
+
+from optfusion_tf.data import bad_rows, bucketing, formats
+from optfusion_tf.data.raw_input import RawBlock
+
+_NEWLINE, _CR = 10, 13
+_HOUR_PART = {
+    formats.HOUR_OF_DAY: "hour",
+    formats.WEEKDAY: "weekday",
+    formats.IS_WEEKEND: "is_weekend",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class FieldKeys:
+    """One field's keys in a block, factorized.
+
+    Attributes:
+        codes: int32 [R], index into `uniques` for every kept row.
+        uniques: the distinct vocabulary keys (str), in first-seen order.
+    """
+
+    codes: np.ndarray
+    uniques: list[str]
+
+
+@dataclasses.dataclass(frozen=True)
+class ParsedBlock:
+    """What a block holds after validation.
+
+    Attributes:
+        n_lines: physical lines in the block (bad and blank ones included).
+        row_lines: int64 [R], 0-based block line index of every kept row.
+        labels: float32 [R], 0 or 1.
+        fields: one FieldKeys per format field, in format order.
+        bad: bad rows per reason.
+        blank_lines: empty lines (skipped silently, as pandas does, and counted).
+    """
+
+    n_lines: int
+    row_lines: np.ndarray
+    labels: np.ndarray
+    fields: list[FieldKeys]
+    bad: list[bad_rows.BadRows]
+    blank_lines: int
+
+
+def _column_counts(
+    block: RawBlock, fmt: formats.RawFormat, arr: np.ndarray, starts: np.ndarray, ends: np.ndarray
+) -> np.ndarray:
+    """Number of columns on every line (int64 [n_lines]); -1 for a line the csv module rejects."""
+    if fmt.quoting and b'"' in block.data:
+        counts = np.empty(len(starts), np.int64)
+        for i, line in enumerate(block.data.split(b"\n")[:-1]):
+            try:
+                text = line.rstrip(b"\r").decode("utf-8", errors="replace")
+                counts[i] = len(next(csv.reader([text], delimiter=fmt.delimiter, strict=True)))
+            except (csv.Error, StopIteration):
+                counts[i] = -1
+        return counts
+    delims = np.flatnonzero(arr == ord(fmt.delimiter))
+    return np.searchsorted(delims, ends) - np.searchsorted(delims, starts) + 1
+
+
+def _read_columns(data: bytes, fmt: formats.RawFormat, numeric_as_float: bool) -> pd.DataFrame:
+    """pandas C parser over whole lines; columns named by raw column name."""
+    index = {c: i for i, c in enumerate(fmt.columns)}
+    numeric = [index[c] for c in fmt.numeric_columns]
+    strings = [index[c] for c in fmt.string_columns]
+    dtype = {i: object for i in strings}
+    dtype.update({i: (np.float64 if numeric_as_float else object) for i in numeric})
+    df = pd.read_csv(
+        io.BytesIO(data),
+        sep=fmt.delimiter,
+        header=None,
+        names=list(range(len(fmt.columns))),
+        usecols=sorted(numeric + strings),
+        dtype=dtype,
+        keep_default_na=False,
+        na_values={i: [""] for i in numeric} if numeric_as_float else None,
+        na_filter=numeric_as_float,
+        quoting=csv.QUOTE_MINIMAL if fmt.quoting else csv.QUOTE_NONE,
+        engine="c",
+        encoding="utf-8",
+        encoding_errors="replace",
+        skip_blank_lines=False,
+    )
+    df.columns = [fmt.columns[i] for i in df.columns]
+    return df
+
+
+def _numbers(
+    df: pd.DataFrame, fmt: formats.RawFormat, as_float: bool
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Numeric columns as float64 [R] (NaN = empty cell, also NaN for unparsable cells in the
+    string path), and the raw strings when parsed as strings (for messages and bad-cell masks)."""
+    values, raw = {}, {}
+    for col in fmt.numeric_columns:
+        if as_float:
+            values[col] = df[col].to_numpy(np.float64)
+        else:
+            raw[col] = df[col].to_numpy(object)
+            values[col] = pd.to_numeric(df[col].mask(raw[col] == ""), errors="coerce").to_numpy(
+                np.float64
+            )
+    return values, raw
+
+
+def _describe(col: str, i: int, values: dict[str, np.ndarray], raw: dict[str, np.ndarray]) -> str:
+    if col in raw:
+        return repr(raw[col][i])
+    v = values[col][i]
+    return "an empty cell" if np.isnan(v) else f"{v:g}"
+
+
+def _factorize(keys: np.ndarray, numeric: bool) -> FieldKeys:
+    if numeric:
+        codes, uniques = pd.factorize(keys, use_na_sentinel=False)
+        return FieldKeys(
+            codes.astype(np.int32), [bucketing.canonical_key(u) for u in uniques.tolist()]
+        )
+    codes, uniques = pd.factorize(keys)
+    return FieldKeys(codes.astype(np.int32), list(uniques))
+
+
+def _lines_with_right_count(
+    block: RawBlock, fmt: formats.RawFormat
+) -> tuple[bytes, np.ndarray, list[bad_rows.BadRows], int]:
+    """Checks every line's column count.
+
+    Returns:
+        (bytes of the good lines, their int64 block line indexes, wrong-count bad rows,
+        blank lines).
+    """
+    arr = np.frombuffer(block.data, np.uint8)
+    ends = np.flatnonzero(arr == _NEWLINE)
+    starts = np.concatenate([[0], ends[:-1] + 1])
+    lengths = ends - starts
+    blank = lengths == 0
+    one = lengths == 1
+    blank[one] = arr[starts[one]] == _CR
+    counts = _column_counts(block, fmt, arr, starts, ends)
+    ncols = len(fmt.columns)
+    wrong = (counts != ncols) & ~blank
+    bad = []
+    if wrong.any():
+        first = int(np.argmax(wrong))
+        found = "an unparsable quoted line" if counts[first] < 0 else f"{counts[first]}"
+        bad.append(
+            bad_rows.BadRows(
+                bad_rows.WRONG_COLUMN_COUNT,
+                block.first_line + np.flatnonzero(wrong),
+                f"expected {ncols} columns separated by {fmt.delimiter!r}, found {found}",
+            )
+        )
+    good = ~(wrong | blank)
+    data = block.data if good.all() else arr[np.repeat(good, lengths + 1)].tobytes()
+    return data, np.flatnonzero(good), bad, int(blank.sum())
+
+
+def parse_block(block: RawBlock, fmt: formats.RawFormat) -> ParsedBlock:
+    """Validates and factorizes one block (see the module docstring).
+
+    A block whose delimiter total is exactly n_lines * (columns - 1) goes to pandas directly:
+    if no line has too many columns (the C parser raises on those), none has too few either.
+
+    Args:
+        block: whole lines of the raw file.
+        fmt: the raw format.
+    Returns:
+        A ParsedBlock with R kept rows (R <= block.n_lines).
+    """
+    quoted = fmt.quoting and b'"' in block.data
+    if not quoted and block.data.count(fmt.delimiter.encode()) == block.n_lines * (
+        len(fmt.columns) - 1
+    ):
+        try:
+            return _parse_lines(block, fmt, block.data, np.arange(block.n_lines), [], 0)
+        except pd.errors.ParserError:
+            pass  # some line has too many columns (and another too few): count line by line
+    data, line_index, bad, blank = _lines_with_right_count(block, fmt)
+    if not line_index.size:
+        return ParsedBlock(block.n_lines, line_index, np.zeros(0, np.float32), [], bad, blank)
+    return _parse_lines(block, fmt, data, line_index, bad, blank)
+
+
+def _parse_lines(
+    block: RawBlock,
+    fmt: formats.RawFormat,
+    data: bytes,
+    line_index: np.ndarray,
+    bad: list[bad_rows.BadRows],
+    blank: int,
+) -> ParsedBlock:
+    """Parses lines that have the right column count; `line_index` are their block line indexes."""
+    try:
+        df = _read_columns(data, fmt, numeric_as_float=True)
+        values, raw = _numbers(df, fmt, as_float=True)
+    except ValueError as e:  # a non-numeric cell in a numeric column: find it cell by cell
+        if isinstance(e, pd.errors.ParserError):
+            raise
+        df = _read_columns(data, fmt, numeric_as_float=False)
+        values, raw = _numbers(df, fmt, as_float=False)
+
+    labels, rejected = fmt.label_rule.apply(values[fmt.label_column])
+    checks = [
+        (
+            bad_rows.BAD_LABEL,
+            rejected,
+            fmt.label_column,
+            f"is not a valid label ({fmt.label_rule.describe()})",
+        )
+    ]
+    for f in fmt.fields:
+        if f.kind == formats.NUMERIC:
+            v = values[f.source]
+            cells = (
+                np.isinf(v) | (np.isnan(v) & (raw[f.source] != ""))
+                if f.source in raw
+                else np.isinf(v)
+            )
+            checks.append((bad_rows.NON_NUMERIC, cells, f.source, "is not a finite number"))
+    hours = {}
+    for f in fmt.fields:
+        if f.kind in formats.HOUR_KINDS and f.source not in hours:
+            hours[f.source] = bucketing.decompose_hour(values[f.source])
+            checks.append(
+                (bad_rows.BAD_HOUR, hours[f.source].bad, f.source, "is not a YYMMDDHH hour")
+            )
+    rejected = np.zeros(len(labels), bool)
+    for reason in bad_rows.REASONS[1:]:
+        new = np.zeros(len(labels), bool)
+        detail = ""
+        for r, cells, col, what in checks:
+            if r == reason:
+                cells = cells & ~rejected & ~new
+                if cells.any() and not detail:
+                    i = int(np.argmax(cells))
+                    detail = f"column {col!r}: {_describe(col, i, values, raw)} {what}"
+                new |= cells
+        if new.any():
+            bad.append(bad_rows.BadRows(reason, block.first_line + line_index[new], detail))
+            rejected |= new
+    keep = ~rejected
+
+    keys = []
+    for f in fmt.fields:
+        if f.kind == formats.CATEGORICAL:
+            keys.append(_factorize(df[f.source].to_numpy(object)[keep], numeric=False))
+        elif f.kind == formats.NUMERIC:
+            keys.append(
+                _factorize(bucketing.apply_rule(f.rule, values[f.source][keep]), numeric=True)
+            )
+        else:
+            keys.append(
+                _factorize(getattr(hours[f.source], _HOUR_PART[f.kind])[keep], numeric=True)
+            )
+    bad.sort(key=lambda b: b.lines[0])
+    return ParsedBlock(block.n_lines, line_index[keep], labels[keep], keys, bad, blank)

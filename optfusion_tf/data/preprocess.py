@@ -1,0 +1,337 @@
+"""The two-pass preprocessing pipeline: raw log -> TFRecord shards, vocab/*.tsv, stats.json.
+
+Pass 1 (`count_pass`) streams the raw file once, in line-aligned blocks: each block is parsed
+and validated, its lines are assigned to splits, every field's values get provisional ids and
+are counted (train rows only with vocab_scope=train, all rows with vocab_scope=all), and the
+rows' provisional ids go to an on-disk cache (`id_cache`). Between the passes each field's
+vocabulary is fixed and written (`vocabulary`). Pass 2 (`write_pass`) reads the cache, remaps
+provisional ids to global ids with one numpy take per block, and writes the Examples.
+Parsing and encoding run in a pool of worker processes (`worker_pool`).
+
+Memory grows with the number of distinct values only; the output directory is built in a
+temporary sibling and renamed into place at the end (`atomic_dir`).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import os
+import re
+import time
+
+import numpy as np
+from absl import logging
+
+from optfusion_tf.data import formats, split
+from optfusion_tf.data.atomic_dir import atomic_output_dir, check_output_dir
+from optfusion_tf.data.bad_rows import ON_BAD_ROW
+from optfusion_tf.data.count_pass import count_pass
+from optfusion_tf.data.errors import DataError
+from optfusion_tf.data.raw_input import DEFAULT_BLOCK_BYTES, read_first_line
+from optfusion_tf.data.stats import DatasetStats, FieldInfo
+from optfusion_tf.data.tfrecord_writer import COMPRESSIONS
+from optfusion_tf.data.vocabulary import ValueCounter, write_vocab
+from optfusion_tf.data.worker_pool import OrderedPool, default_workers
+from optfusion_tf.data.write_pass import write_pass
+
+DATASET_KINDS = ("criteo", "avazu", "kdd12", "csv")
+VOCAB_SCOPES = ("train", "all")
+_CACHE_FILE = "_ids.cache"
+_REMAP_FILE = "_remap.npy"
+_PRELOAD = ("optfusion_tf.data.block_parser", "optfusion_tf.data.write_pass")
+
+
+@dataclasses.dataclass(frozen=True)
+class PreprocessOptions:
+    """Options shared by every format (the CLI flags of the same names).
+
+    Attributes:
+        threshold: count a categorical value needs in the vocabulary scope for its own id.
+        ratio: train/validation/test fractions.
+        seed: seed of the split assignment.
+        vocab_scope: "train" (count the training split only) or "all" (the whole file, as the
+            reference does).
+        compression: "none" or "gzip" for the TFRecord shards.
+        on_bad_row: "skip" (count and drop) or "error" (stop at the first one).
+        overwrite: replace an existing output directory.
+        records_per_shard: records per TFRecord file.
+        log_every: progress is logged every this many input lines.
+        block_bytes: bytes of raw input parsed at a time.
+        workers: worker processes for parsing and encoding (0: all in this process);
+            the output does not depend on it.
+    """
+
+    threshold: int = 2
+    ratio: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    seed: int = 2022
+    vocab_scope: str = "train"
+    compression: str = "none"
+    on_bad_row: str = "skip"
+    overwrite: bool = False
+    records_per_shard: int = 1_000_000
+    log_every: int = 1_000_000
+    block_bytes: int = DEFAULT_BLOCK_BYTES
+    workers: int = dataclasses.field(default_factory=default_workers)
+
+    def __post_init__(self) -> None:
+        split.parse_ratio(self.ratio)
+        choices = {
+            "vocab_scope": VOCAB_SCOPES,
+            "compression": COMPRESSIONS,
+            "on_bad_row": ON_BAD_ROW,
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(
+                    f"--{name} must be one of {allowed}. Received: {getattr(self, name)!r}"
+                )
+        for name in ("threshold", "workers", "records_per_shard", "log_every", "block_bytes"):
+            if getattr(self, name) < (0 if name in ("threshold", "workers") else 1):
+                raise ValueError(f"--{name} is out of range. Received: {getattr(self, name)}")
+
+
+@dataclasses.dataclass(frozen=True)
+class CsvOptions:
+    """How to read a user's delimited file (csv2TF flags of the same names).
+
+    Attributes:
+        label_col: label column (header name or 0-based index).
+        categorical_cols: categorical columns.
+        numeric_cols: numeric columns.
+        numeric_rule: "log_square" (Criteo's) or "identity".
+        delimiter: field separator.
+        header: whether the first line holds column names.
+        label_positive_if: comparison making a label positive ("", or e.g. ">0", ">=4");
+            "" means the label column must hold 0 or 1.
+        name: dataset name (default: the input file name without extensions).
+    """
+
+    label_col: str
+    categorical_cols: tuple[str, ...] = ()
+    numeric_cols: tuple[str, ...] = ()
+    numeric_rule: str = "log_square"
+    delimiter: str = ","
+    header: bool = True
+    label_positive_if: str = ""
+    name: str = ""
+
+
+def dataset_name(kind: str, input_path: str, csv_options: CsvOptions | None = None) -> str:
+    """criteo | avazu | kdd12, or the CSV's --name (default: input file name sans extensions)."""
+    if kind != "csv":
+        return kind
+    if csv_options is not None and csv_options.name:
+        return csv_options.name
+    return os.path.basename(input_path).split(".")[0] or "csv"
+
+
+def default_record_dir(name: str, threshold: int) -> str:
+    """The --record default: tfrecords/<name>_<threshold>."""
+    return os.path.join("tfrecords", f"{name}_{threshold}")
+
+
+def raw_format(
+    kind: str, input_path: str, csv_options: CsvOptions | None = None
+) -> formats.RawFormat:
+    """The RawFormat of `input_path` (Avazu and CSV take their columns from its first line).
+
+    Raises:
+        DataError: unknown kind, empty input, or a header/column spec that does not fit.
+    """
+    if kind not in DATASET_KINDS:
+        raise DataError(f"dataset kind must be one of {DATASET_KINDS}. Received: {kind!r}")
+    first = read_first_line(input_path)
+    if first is None:
+        raise DataError(f"{input_path}: empty input (no header, no rows)")
+    if kind == "criteo":
+        return formats.criteo_format()
+    if kind == "kdd12":
+        return formats.kdd12_format()
+    if kind == "avazu":
+        return formats.avazu_format(first.split(","))
+    if csv_options is None:
+        raise DataError(
+            "csv input needs CsvOptions (--label_col, --categorical_cols, --numeric_cols)"
+        )
+    o = csv_options
+    if len(o.delimiter) != 1:
+        raise DataError(f"--delimiter must be one character. Received: {o.delimiter!r}")
+    cells = next(csv.reader([first], delimiter=o.delimiter))
+    columns = cells if o.header else [f"column_{i}" for i in range(len(cells))]
+    if o.header and len(set(columns)) != len(columns):
+        raise DataError(f"{input_path}:1: header has repeated column names: {columns}")
+    return formats.csv_format(
+        dataset_name(kind, input_path, o),
+        columns,
+        label_col=o.label_col,
+        categorical_cols=o.categorical_cols,
+        numeric_cols=o.numeric_cols,
+        numeric_rule=o.numeric_rule,
+        delimiter=o.delimiter,
+        has_header=o.header,
+        label_positive_if=o.label_positive_if or None,
+    )
+
+
+def _vocab_file_names(names: list[str]) -> list[str]:
+    """vocab/<field>.tsv paths, with characters unsafe in file names replaced by '_'."""
+    out, used = [], set()
+    for name in names:
+        base = re.sub(r"[^A-Za-z0-9._-]", "_", name) or "field"
+        stem, k = base, 1
+        while stem.lower() in used:
+            stem, k = f"{base}_{k}", k + 1
+        used.add(stem.lower())
+        out.append(f"vocab/{stem}.tsv")
+    return out
+
+
+def _fix_vocabularies(
+    fmt: formats.RawFormat, counters: list[ValueCounter], out_dir: str, threshold: int
+) -> tuple[list[FieldInfo], np.ndarray, np.ndarray]:
+    """Fixes every field's vocabulary, writes vocab/<field>.tsv and lays out the global ids.
+
+    Returns:
+        (per-field FieldInfo; remap int64 [sum of fields' distinct keys], provisional id ->
+        global id, fields concatenated; bases int64 [F], each field's start in remap).
+    """
+    os.makedirs(os.path.join(out_dir, "vocab"))
+    infos, remaps, offset = [], [], 0
+    for spec, counter, vocab_file in zip(fmt.fields, counters, _vocab_file_names(fmt.field_names)):
+        min_count = threshold if spec.min_count is None else spec.min_count
+        vocab = counter.finalize(min_count)
+        write_vocab(os.path.join(out_dir, vocab_file), vocab, offset)
+        infos.append(
+            FieldInfo(
+                name=spec.name,
+                kind=spec.kind,
+                source=spec.source,
+                rule=spec.rule,
+                offset=offset,
+                size=vocab.size,
+                oov_id=offset + vocab.size - 1,
+                min_count=min_count,
+                vocab_file=vocab_file,
+                distinct_values=vocab.distinct,
+                oov_count=vocab.oov_count,
+            )
+        )
+        remaps.append(vocab.remap + offset)
+        offset += vocab.size
+    bases = np.cumsum([0] + [len(r) for r in remaps[:-1]]).astype(np.int64)
+    return infos, np.concatenate(remaps), bases
+
+
+def preprocess(
+    kind: str,
+    input_path: str,
+    record_dir: str | None = None,
+    options: PreprocessOptions = PreprocessOptions(),
+    csv_options: CsvOptions | None = None,
+) -> DatasetStats:
+    """Preprocesses one raw file into a dataset directory.
+
+    Args:
+        kind: "criteo", "avazu", "kdd12" or "csv".
+        input_path: the raw file, plain or gzip.
+        record_dir: output directory; default tfrecords/<name>_<threshold>.
+        options: options shared by all formats.
+        csv_options: required for kind "csv".
+    Returns:
+        The written DatasetStats (also in <record_dir>/stats.json).
+    Raises:
+        DataError: unusable input or output (missing/empty/corrupt file, existing output
+            without overwrite, no valid rows, a bad row with on_bad_row="error").
+    """
+    start = time.monotonic()
+    fmt = raw_format(kind, input_path, csv_options)
+    record_dir = record_dir or default_record_dir(fmt.dataset, options.threshold)
+    check_output_dir(record_dir, options.overwrite)
+    logging.info(
+        "preprocessing %s (%s, %d fields) -> %s",
+        input_path,
+        fmt.dataset,
+        len(fmt.fields),
+        record_dir,
+    )
+    o = options
+    with atomic_output_dir(record_dir, o.overwrite) as tmp, OrderedPool(
+        o.workers, _PRELOAD
+    ) as pool:
+        cache_path = os.path.join(tmp, _CACHE_FILE)
+        counted = count_pass(
+            fmt,
+            input_path,
+            cache_path,
+            pool,
+            ratio=o.ratio,
+            seed=o.seed,
+            vocab_scope=o.vocab_scope,
+            on_bad_row=o.on_bad_row,
+            block_bytes=o.block_bytes,
+            log_every=o.log_every,
+        )
+        bad, lines, blank = counted.bad, counted.lines, counted.blank_lines
+        bad.log_summary()
+        if not lines:
+            raise DataError(f"{input_path}: empty input (no data rows)")
+        if lines == blank + bad.total:
+            raise DataError(
+                f"{input_path}: no valid rows ({lines} lines read, {bad.total} bad, {blank} blank)"
+            )
+
+        infos, remap, bases = _fix_vocabularies(fmt, counted.counters, tmp, o.threshold)
+        del counted.counters[:]  # pass 1's largest structure
+        remap_path = os.path.join(tmp, _REMAP_FILE)
+        np.save(remap_path, remap)
+        del remap
+        written = write_pass(
+            cache_path,
+            counted.cache_offsets,
+            remap_path,
+            bases,
+            [f.oov_id for f in infos],
+            tmp,
+            pool,
+            compression=o.compression,
+            records_per_shard=o.records_per_shard,
+            log_every=o.log_every,
+        )
+        os.remove(cache_path)
+        os.remove(remap_path)
+
+        stats = DatasetStats(
+            dataset=fmt.dataset,
+            field_names=fmt.field_names,
+            num_fields=len(infos),
+            feature_num=infos[-1].oov_id + 1,
+            fields=infos,
+            rows=written.rows,
+            shards=written.shards,
+            shard_rows=written.shard_rows,
+            record_bytes=written.record_bytes,
+            compression=o.compression,
+            threshold=o.threshold,
+            seed=o.seed,
+            ratio=list(o.ratio),
+            vocab_scope=o.vocab_scope,
+            label={"column": fmt.label_column, "rule": fmt.label_rule.describe()},
+            positives=written.positives,
+            input_path=os.path.abspath(input_path),
+            input_lines=lines,
+            blank_lines=blank,
+            bad_rows=bad.summary(),
+        )
+        stats.save(tmp)
+    elapsed = time.monotonic() - start
+    logging.info(
+        "wrote %s: rows %s, feature_num %s, %d bad rows, %.1f s (%s lines/s end to end)",
+        record_dir,
+        written.rows,
+        f"{stats.feature_num:,}",
+        bad.total,
+        elapsed,
+        f"{lines / max(elapsed, 1e-9):,.0f}",
+    )
+    return stats

@@ -1,0 +1,135 @@
+"""Per-field vocabularies: pass-1 counting, id assignment, and the vocab/<field>.tsv files.
+
+Ids (DESIGN.md section 2): within a field, values whose count in the vocabulary scope reaches the
+field's min count get ids 0..K-1, most frequent first, ties in first-seen order (what the
+reference's pandas value_counts gives); id K is the field's OOV id (always reserved, unlike the
+reference, which reserves it only when some value was filtered out). `stats` turns these local
+ids into global ones by adding the field's offset.
+
+vocab/<field>.tsv has a header line `value<TAB>id<TAB>count` and one line per kept value, in id
+order, with its global id and its count in the vocabulary scope. A missing value (empty cell)
+is the value "" (an empty first column); the OOV id has no line (it is `oov_id` in
+stats.json). Values holding a tab, a newline or a double quote are double-quoted (csv
+QUOTE_MINIMAL); read the file with `read_vocab`.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+
+import numpy as np
+import pandas as pd
+
+from optfusion_tf.data.block_parser import FieldKeys
+
+VOCAB_COLUMNS = ("value", "id", "count")
+
+
+@dataclasses.dataclass(frozen=True)
+class FieldVocabulary:
+    """A field's final vocabulary (local ids; OOV = len(values)).
+
+    Attributes:
+        values: kept keys in id order.
+        counts: int64 [K], count of each kept key in the vocabulary scope.
+        remap: int64 [P], provisional (first-seen) id -> local id, OOV for dropped keys.
+        distinct: number of distinct keys seen in the vocabulary scope.
+        oov_count: total scope count of the keys that map to OOV.
+    """
+
+    values: list[str]
+    counts: np.ndarray
+    remap: np.ndarray
+    distinct: int
+    oov_count: int
+
+    @property
+    def size(self) -> int:
+        """Ids the field owns: its kept values plus the OOV id."""
+        return len(self.values) + 1
+
+
+class ValueCounter:
+    """Pass 1 for one field: a provisional id per distinct key (first-seen order) and its count.
+
+    Memory grows with the number of distinct keys only (a dict entry and an int64 each).
+    """
+
+    def __init__(self) -> None:
+        self._ids: dict[str, int] = {}
+        self._counts = np.zeros(1024, np.int64)
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def add(self, keys: FieldKeys, counted: np.ndarray | None) -> np.ndarray:
+        """Registers one block's keys.
+
+        Args:
+            keys: the block's factorized keys for this field (R rows).
+            counted: bool [R], rows in the vocabulary scope; None = all rows.
+        Returns:
+            int32 [R] provisional ids of the rows' keys.
+        """
+        ids = self._ids
+        # A Python loop over the block's *unique* keys (not its rows): dict is the only exact,
+        # growable string -> id map in the standard stack; the rows map through numpy below.
+        uniq_ids = np.fromiter(
+            (ids.setdefault(k, len(ids)) for k in keys.uniques), np.int64, len(keys.uniques)
+        )
+        if len(ids) > len(self._counts):
+            self._counts = np.concatenate(
+                [
+                    self._counts,
+                    np.zeros(max(len(ids), 2 * len(self._counts)) - len(self._counts), np.int64),
+                ]
+            )
+        codes = keys.codes if counted is None else keys.codes[counted]
+        self._counts[uniq_ids] += np.bincount(codes, minlength=len(uniq_ids))
+        return uniq_ids[keys.codes].astype(np.int32)
+
+    def finalize(self, min_count: int) -> FieldVocabulary:
+        """Keeps keys with scope count >= max(min_count, 1), ordered as the module says."""
+        n = len(self._ids)
+        counts = self._counts[:n]
+        kept = np.flatnonzero(counts >= max(min_count, 1))
+        order = kept[np.lexsort((kept, -counts[kept]))]
+        remap = np.full(n, len(order), np.int64)
+        remap[order] = np.arange(len(order))
+        keys = list(self._ids)
+        dropped = counts.sum() - counts[order].sum()
+        return FieldVocabulary(
+            values=[keys[i] for i in order.tolist()],
+            counts=counts[order].copy(),
+            remap=remap,
+            distinct=int(np.count_nonzero(counts)),
+            oov_count=int(dropped),
+        )
+
+
+def write_vocab(path: str, vocab: FieldVocabulary, offset: int) -> None:
+    """Writes vocab/<field>.tsv: header, then value, global id (offset + local id), count."""
+    frame = pd.DataFrame(
+        {
+            "value": pd.Series(vocab.values, dtype=object),
+            "id": offset + np.arange(len(vocab.values)),
+            "count": vocab.counts,
+        }
+    )
+    frame.to_csv(path, sep="\t", index=False, quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
+
+
+def read_vocab(path: str) -> pd.DataFrame:
+    """Reads a vocab/<field>.tsv as columns value (str, "" = missing), id (int64), count (int64)."""
+    frame = pd.read_csv(
+        path,
+        sep="\t",
+        dtype={"value": object, "id": np.int64, "count": np.int64},
+        keep_default_na=False,
+        na_filter=False,
+        quoting=csv.QUOTE_MINIMAL,
+    )
+    if tuple(frame.columns) != VOCAB_COLUMNS:
+        raise ValueError(f"{path}: expected header {VOCAB_COLUMNS}, found {tuple(frame.columns)}")
+    return frame

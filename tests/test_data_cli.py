@@ -1,0 +1,134 @@
+"""The preprocessing CLIs as users run them (subprocesses): flags, exit codes, signals."""
+
+import glob
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from optfusion_tf.data.errors import DataError
+from optfusion_tf.data.stats import DatasetStats
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+FIXTURES = REPO / "tests" / "fixtures"
+
+
+def _run(script, *args, cwd, **kwargs):
+    cmd = [sys.executable, str(REPO / "dataprocess" / script), *args]
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=300, **kwargs)
+
+
+def test_criteo2tf_default_record_dir(tmp_path):
+    done = _run(
+        "criteo2TF.py",
+        f"--dataset={FIXTURES / 'criteo_small.txt'}",
+        "--threshold=1",
+        "--workers=0",
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    stats = DatasetStats.load(str(tmp_path / "tfrecords" / "criteo_1"))
+    assert stats.threshold == 1 and sum(stats.rows.values()) == 10
+    again = _run(
+        "criteo2TF.py", f"--dataset={FIXTURES / 'criteo_small.txt'}", "--threshold=1", cwd=tmp_path
+    )
+    assert again.returncode == 1 and "exists; pass --overwrite" in again.stderr
+
+
+def test_csv2tf_flags(tmp_path):
+    done = _run(
+        "csv2TF.py",
+        f"--dataset={FIXTURES / 'ratings_small.csv'}",
+        "--label_col=rating",
+        "--categorical_cols=0,item",
+        "--numeric_cols=price",
+        "--numeric_rule=identity",
+        "--label_positive_if=>=4",
+        "--name=ratings",
+        "--ratio=1,0,0",
+        "--vocab_scope=all",
+        "--compression=gzip",
+        f"--record={tmp_path / 'r'}",
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    stats = DatasetStats.load(str(tmp_path / "r"))
+    assert (
+        stats.dataset == "ratings"
+        and stats.field_names == ["user", "item", "price"]
+        and stats.compression == "gzip"
+    )
+    assert stats.positives["train"] == 3
+
+
+@pytest.mark.parametrize("script", ["avazu2TF.py", "kdd2TF.py"])
+def test_error_mode_names_file_line_and_reason(tmp_path, script):
+    source = FIXTURES / ("avazu_small.csv" if script == "avazu2TF.py" else "kdd12_small.txt")
+    lines = source.read_text().splitlines()
+    lines[3] = (
+        lines[3].replace(",14102523,", ",1410x523,")
+        if script == "avazu2TF.py"
+        else "-1" + lines[3][1:]
+    )
+    raw = tmp_path / "raw.txt"
+    raw.write_text("\n".join(lines) + "\n")
+    done = _run(
+        script,
+        f"--dataset={raw}",
+        "--on_bad_row=error",
+        f"--record={tmp_path / 'out'}",
+        cwd=tmp_path,
+    )
+    reason = "bad_hour" if script == "avazu2TF.py" else "bad_label"
+    assert done.returncode == 1 and f"raw.txt:4: bad row ({reason})" in done.stderr, done.stderr
+    assert sorted(os.listdir(tmp_path)) == ["raw.txt"]
+
+
+def test_bad_flags_exit_nonzero(tmp_path):
+    done = _run(
+        "kdd2TF.py", f"--dataset={FIXTURES / 'kdd12_small.txt'}", "--ratio=0.5,0.1", cwd=tmp_path
+    )
+    assert done.returncode != 0 and "--ratio" in done.stderr
+    done = _run(
+        "kdd2TF.py", f"--dataset={FIXTURES / 'kdd12_small.txt'}", "--compression=zip", cwd=tmp_path
+    )
+    assert done.returncode != 0 and "compression" in done.stderr
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    "sig, workers", [(signal.SIGTERM, 2), (signal.SIGINT, 0), (signal.SIGKILL, 0)]
+)
+def test_killed_run_leaves_no_complete_directory(tmp_path, sig, workers):
+    raw = tmp_path / "raw.txt"
+    raw.write_text((FIXTURES / "criteo_small.txt").read_text() * 40_000)  # 400k rows
+    cmd = [
+        sys.executable,
+        str(REPO / "dataprocess" / "criteo2TF.py"),
+        f"--dataset={raw}",
+        f"--record={tmp_path / 'out'}",
+        f"--workers={workers}",
+        "--log_every=20000",
+    ]
+    proc = subprocess.Popen(
+        cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    for (
+        line
+    ) in proc.stderr:  # the first progress line: pass 1 is under way, most of the file still ahead
+        if "pass 1" in line:
+            break
+    proc.send_signal(sig)
+    proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    assert not (tmp_path / "out").exists()
+    leftovers = glob.glob(str(tmp_path / ".out.tmp-*"))
+    if sig == signal.SIGKILL:  # nothing can clean up; what is left never looks complete
+        for path in leftovers:
+            with pytest.raises(DataError, match="incomplete"):
+                DatasetStats.load(path)
+    else:
+        assert leftovers == []

@@ -1,0 +1,154 @@
+"""make_dataset on our output and on reference-schema TFRecords (train_0000.tfrecord, ...)."""
+
+import pathlib
+import types
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from optfusion_tf.data import reader
+from optfusion_tf.data.errors import DataError
+from optfusion_tf.data.example_encoding import ExampleEncoder
+from optfusion_tf.data.preprocess import PreprocessOptions, preprocess
+from optfusion_tf.data.reader import load_split, make_dataset
+from optfusion_tf.data.tfrecord_writer import frame_records
+
+FIXTURES = pathlib.Path(__file__).parent / "fixtures"
+
+
+def _reference_dir(tmp_path, n=100, fields=39, gzip=False):
+    """Records written the reference's way: tf.train.Example per row via tf.io.TFRecordWriter."""
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, 10**6, size=(n, fields))
+    labels = rng.integers(0, 2, size=n).astype(np.float32)
+    suffix, options = (".tfrecord.gz", "GZIP") if gzip else (".tfrecord", None)
+    for split, rows in (
+        ("train", slice(0, 60)),
+        ("validation", slice(60, 80)),
+        ("test", slice(80, n)),
+    ):
+        for part, chunk in enumerate(
+            (slice(rows.start, rows.start + 10), slice(rows.start + 10, rows.stop))
+        ):
+            with tf.io.TFRecordWriter(
+                str(tmp_path / f"{split}_{part:04d}{suffix}"), options=options
+            ) as w:
+                for i in range(chunk.start, chunk.stop):
+                    w.write(
+                        tf.train.Example(
+                            features=tf.train.Features(
+                                feature={
+                                    "label": tf.train.Feature(
+                                        float_list=tf.train.FloatList(value=[labels[i]])
+                                    ),
+                                    "feature": tf.train.Feature(
+                                        int64_list=tf.train.Int64List(value=ids[i])
+                                    ),
+                                }
+                            )
+                        ).SerializeToString()
+                    )
+    return ids, labels
+
+
+@pytest.mark.parametrize("gzip", [False, True])
+def test_reads_reference_schema_records(tmp_path, gzip):
+    ids, labels = _reference_dir(tmp_path, gzip=gzip)
+    got_ids, got_labels = load_split(str(tmp_path), "test", num_fields=39)
+    np.testing.assert_array_equal(got_ids, ids[80:])
+    np.testing.assert_array_equal(got_labels, labels[80:])
+    x, y = next(iter(make_dataset(str(tmp_path), "validation", 8, num_fields=39)))
+    assert (
+        x.dtype == tf.int64 and x.shape == (8, 39) and y.dtype == tf.float32 and y.shape == (8, 1)
+    )
+    train = np.concatenate(
+        [x.numpy() for x, _ in make_dataset(str(tmp_path), "train", 7, num_fields=39, seed=1)]
+    )
+    assert sorted(map(tuple, train)) == sorted(map(tuple, ids[:60]))  # shuffled, complete
+    with pytest.raises(DataError, match="pass num_fields"):
+        make_dataset(str(tmp_path), "train", 8)
+
+
+def test_reads_our_output_with_stats(tmp_path):
+    raw = tmp_path / "raw.txt"
+    raw.write_text((FIXTURES / "criteo_small.txt").read_text() * 20)
+    out = tmp_path / "out"
+    stats = preprocess(
+        "criteo", str(raw), str(out), PreprocessOptions(workers=0, records_per_shard=37, seed=1)
+    )
+    assert len(stats.shards["train"]) > 2
+    ordered, _ = load_split(str(out), "train")
+    assert ordered.shape == (stats.rows["train"], 39) and ordered.max() < stats.feature_num
+
+    def epoch(seed):
+        return np.concatenate(
+            [x.numpy() for x, _ in make_dataset(str(out), "train", 16, seed=seed)]
+        )
+
+    a, b, c = epoch(3), epoch(3), epoch(4)
+    np.testing.assert_array_equal(a, b)  # same seed, same order
+    assert not np.array_equal(a, ordered) and not np.array_equal(a, c)
+    assert sorted(map(tuple, a)) == sorted(map(tuple, ordered))
+    batches = [
+        x.shape[0]
+        for x, _ in make_dataset(str(out), "train", 16, drop_remainder=True, shuffle=False)
+    ]
+    assert set(batches) == {16} and len(batches) == stats.rows["train"] // 16
+    repeated = make_dataset(str(out), "validation", 4, repeat=True).take(
+        3 * stats.rows["validation"]
+    )
+    assert sum(x.shape[0] for x, _ in repeated) >= 2 * stats.rows["validation"]
+    with pytest.raises(DataError, match="num_fields=38"):
+        make_dataset(str(out), "train", 8, num_fields=38)
+    with pytest.raises(ValueError, match="split"):
+        make_dataset(str(out), "valid", 8)
+
+
+@pytest.mark.parametrize("compression", ["none", "gzip"])
+def test_fixed_layout_path_equals_protobuf_parsing(tmp_path, compression):
+    raw = tmp_path / "raw.txt"
+    raw.write_text(
+        (FIXTURES / "criteo_small.txt").read_text() * 70
+    )  # 700 rows: full chunks and rests
+    out = tmp_path / "out"
+    stats = preprocess(
+        "criteo",
+        str(raw),
+        str(out),
+        PreprocessOptions(workers=0, records_per_shard=300, compression=compression),
+    )
+    assert stats.record_bytes > 0 and stats.shard_rows["train"][0] == 300
+    reference = tmp_path / "reference"  # the same shards without stats.json: the generic path
+    reference.mkdir()
+    for s, names in stats.shards.items():
+        for name in names:
+            (reference / name).write_bytes((out / name).read_bytes())
+    for s in ("train", "validation", "test"):
+        fast, generic = load_split(str(out), s), load_split(str(reference), s, num_fields=39)
+        np.testing.assert_array_equal(fast[0], generic[0])
+        np.testing.assert_array_equal(fast[1], generic[1])
+        assert len(fast[0]) == stats.rows[s]
+
+
+def test_fixed_layout_decoder_all_varint_widths():
+    maxima = [5, 127, 128, 300, 20_000, 3_000_000, 2**30, 2**40, 2**50, 2**62]  # widths 1..9
+    rng = np.random.default_rng(1)
+    ids = np.stack([rng.integers(0, m, size=64, endpoint=True) for m in maxima], axis=1)
+    ids[0], ids[1] = maxima, 0
+    labels = rng.random(64).astype(np.float32)
+    encoder = ExampleEncoder(maxima)
+    framed = frame_records(encoder.encode(ids, labels))
+    stats = types.SimpleNamespace(
+        fields=[types.SimpleNamespace(oov_id=m) for m in maxima], record_bytes=framed.shape[1]
+    )
+    got_ids, got_labels = reader._record_decoder(stats)(tf.constant(framed))
+    np.testing.assert_array_equal(got_ids.numpy(), ids)
+    np.testing.assert_array_equal(got_labels.numpy()[:, 0], labels)
+
+
+def test_missing_or_incomplete_directory(tmp_path):
+    with pytest.raises(DataError, match="not found"):
+        make_dataset(str(tmp_path / "nope"), "train", 8)
+    with pytest.raises(DataError, match="no train shards"):
+        make_dataset(str(tmp_path), "train", 8, num_fields=3)
