@@ -10,11 +10,13 @@ Example:
 
 from __future__ import annotations
 
+import sys
 from typing import Sequence
 
 from absl import app, flags
 
 from optfusion_tf.cli import preprocess_flags
+from optfusion_tf.cli.flag_help import show_flags_in_help
 from optfusion_tf.data.formats import NUMERIC_RULES
 from optfusion_tf.data.preprocess import CsvOptions
 
@@ -49,6 +51,7 @@ def define_csv_flags() -> None:
         "name", "", "Dataset name (stats.json, default --record). Default: the input file name."
     )
     flags.mark_flag_as_required("label_col")
+    show_flags_in_help(sys.modules[__name__])
 
 
 _DELIMITER_NAMES = {

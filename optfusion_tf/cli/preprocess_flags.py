@@ -20,6 +20,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags, logging  # noqa: E402
 
+from optfusion_tf.cli.flag_help import show_flags_in_help  # noqa: E402
 from optfusion_tf.data.bad_rows import ON_BAD_ROW  # noqa: E402
 from optfusion_tf.data.errors import DataError  # noqa: E402
 from optfusion_tf.data.preprocess import (
@@ -75,6 +76,7 @@ def define_flags() -> None:
         "log_every", 1_000_000, "Log progress every this many rows.", lower_bound=1
     )
     flags.mark_flag_as_required("dataset")
+    show_flags_in_help(sys.modules[__name__])
 
 
 def options_from_flags() -> PreprocessOptions:
