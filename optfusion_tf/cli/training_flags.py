@@ -1,0 +1,85 @@
+"""absl flag definitions shared by search.py and retrain.py (issue 4; DESIGN.md sections 4, 5, 7).
+
+Defaults follow the reference's search_stage.py where it has one (lr 3e-3, arch_lr 0.1, l2 3e-6,
+init_constant 0.5, 5 epochs, batch 4096) and DESIGN.md elsewhere (n=3, lazy_adam embedding optimizer).
+"""
+
+from __future__ import annotations
+
+from absl import flags
+
+from optfusion_tf.arch_spec import OPERATIONS, PRESETS, SHALLOW_COMPONENTS
+
+EMBEDDING_OPTIMIZERS = ("lazy_adam", "adam")
+SELECTIONS = ("one_shot", "sequential")
+RETRAIN_FUSIONS = ("hard", "soft", *OPERATIONS)
+
+
+def define_common_flags() -> None:
+    """Flags that search.py and retrain.py share."""
+    flags.DEFINE_string("dataset_dir", None, "Preprocessed dataset directory (has stats.json).")
+    flags.DEFINE_string(
+        "run_dir", None, "Run directory to write; default runs/<stage>_<dataset dir name>."
+    )
+    flags.DEFINE_integer(
+        "emb_dim", 16, "Embedding size d; every node has width W = F * d.", lower_bound=1
+    )
+    flags.DEFINE_integer("n", 3, "Number of shallow (and of deep) components.", lower_bound=1)
+    flags.DEFINE_enum("shallow", "crossnet", SHALLOW_COMPONENTS, "Shallow component type.")
+    flags.DEFINE_float(
+        "dropout", 0.0, "Dropout rate in the deep blocks.", lower_bound=0.0, upper_bound=0.99
+    )
+    flags.DEFINE_boolean("batch_norm", False, "Batch normalization in the deep blocks.")
+    flags.DEFINE_integer("batch_size", 4096, "Global batch size.", lower_bound=1)
+    flags.DEFINE_integer("epochs", 5, "Maximum number of epochs.", lower_bound=1)
+    flags.DEFINE_integer(
+        "patience", 1, "Epochs without validation-AUC improvement before stopping.", lower_bound=0
+    )
+    flags.DEFINE_float(
+        "lr_emb", 3e-3, "Adam learning rate of the embedding table.", lower_bound=0.0
+    )
+    flags.DEFINE_float("lr_nn", 3e-3, "Adam learning rate of the network weights.", lower_bound=0.0)
+    flags.DEFINE_float("l2_emb", 3e-6, "Coupled L2 on the embedding rows.", lower_bound=0.0)
+    flags.DEFINE_float("l2_nn", 3e-6, "Coupled L2 on the network weights.", lower_bound=0.0)
+    flags.DEFINE_enum(
+        "embedding_optimizer",
+        "lazy_adam",
+        EMBEDDING_OPTIMIZERS,
+        "lazy_adam updates only the embedding rows in the batch; adam updates the whole table "
+        "(what the reference does).",
+    )
+    flags.DEFINE_integer("seed", 2024, "Seed for weights, shuffling and architecture init.")
+    flags.DEFINE_boolean(
+        "overwrite", False, "Replace an existing run directory written with different flags."
+    )
+
+
+def define_search_flags() -> None:
+    """Flags of search.py only."""
+    flags.DEFINE_float("arch_lr", 0.1, "Adam learning rate of alpha and beta.", lower_bound=0.0)
+    flags.DEFINE_float("init_constant", 0.5, "Initial value of every connection logit alpha.")
+    flags.DEFINE_enum(
+        "selection",
+        "one_shot",
+        SELECTIONS,
+        "one_shot: connections and operations together (the paper's algorithm); sequential: "
+        "connections with a fixed ADD first, then operations with connections frozen (Table 5).",
+    )
+
+
+def define_retrain_flags() -> None:
+    """Flags of retrain.py only."""
+    flags.DEFINE_string("arch", None, "arch.json of a search run (or use --preset).")
+    flags.DEFINE_enum(
+        "fusion",
+        "hard",
+        RETRAIN_FUSIONS,
+        "hard: argmax(beta) per node, pruned graph; soft: fixed softmax(beta) mixture; "
+        "add|prod|concat|att: one operation everywhere.",
+    )
+    flags.DEFINE_enum("preset", None, PRESETS, "A naive fusion that needs no search.")
+    flags.DEFINE_boolean(
+        "init_from_search",
+        False,
+        "Start from the search run's weights (what the reference does) instead of fresh ones.",
+    )

@@ -1,0 +1,184 @@
+"""search -> retrain end to end on tiny synthetic data (issue 4), with its error paths."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from tensorboard.backend.event_processing import event_accumulator
+
+from optfusion_tf.arch_spec import ArchSpec
+from optfusion_tf.data.preprocess import PreprocessOptions, preprocess
+from optfusion_tf.demo_data import write_demo_criteo
+from optfusion_tf.experiment import ExperimentError, TrainingConfig, run_retrain, run_search
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+METRIC_KEYS = {"valid_auc", "valid_logloss", "test_auc", "test_logloss", "best_epoch", "seconds"}
+
+
+@pytest.fixture(scope="module")
+def dataset_dir(tmp_path_factory) -> str:
+    root = tmp_path_factory.mktemp("data")
+    raw = write_demo_criteo(str(root / "raw.txt"), 4000, seed=3)
+    preprocess("criteo", raw, str(root / "ds"), PreprocessOptions(workers=0))
+    return str(root / "ds")
+
+
+def _config(dataset_dir: str, run_dir: pathlib.Path, **overrides) -> TrainingConfig:
+    base = dict(
+        dataset_dir=dataset_dir, run_dir=str(run_dir), emb_dim=2, n=1, batch_size=512,
+        epochs=1, seed=7,
+    )
+    return TrainingConfig(**{**base, **overrides})
+
+
+def _tags(log_dir: pathlib.Path) -> set[str]:
+    tags: set[str] = set()
+    for events in log_dir.rglob("events.out.tfevents.*"):
+        acc = event_accumulator.EventAccumulator(str(events), size_guidance={"tensors": 0})
+        acc.Reload()
+        for kind in acc.Tags().values():
+            if isinstance(kind, list):
+                tags.update(kind)
+    return tags
+
+
+@pytest.fixture(scope="module")
+def search_run(dataset_dir, tmp_path_factory) -> pathlib.Path:
+    run_dir = tmp_path_factory.mktemp("runs") / "search"
+    run_search(_config(dataset_dir, run_dir, epochs=2), ["--epochs=2"])
+    return run_dir
+
+
+def test_search_writes_the_run_directory(search_run):
+    metrics = json.loads((search_run / "metrics.json").read_text())
+    assert METRIC_KEYS <= set(metrics)
+    assert 0.5 < metrics["test_auc"] <= 1.0 and metrics["best_epoch"] in (1, 2)
+    arch = ArchSpec.load(search_run / "arch.json")
+    assert (arch.n, arch.emb_dim, arch.source) == (1, 2, "search")
+    for name in ("flags.txt", "epochs.json", "architecture.png", "model.keras"):
+        assert (search_run / name).is_file(), name
+    assert (search_run / "checkpoints" / "best.weights.h5").is_file()
+    assert not (search_run / "backup").exists(), "a complete run keeps no resume state"
+    tags = _tags(search_run / "tensorboard")
+    for tag in ("epoch_loss", "val_auc", "val_logloss", "alpha", "alpha/connection_matrix",
+                "beta/O/add", "architecture", "lr/embedding", "lr/network", "lr/architecture"):
+        assert tag in tags, f"{tag} missing from {sorted(tags)}"
+
+
+@pytest.mark.parametrize("fusion", ["hard", "soft"])
+def test_retrain_from_the_searched_arch(dataset_dir, search_run, tmp_path, fusion):
+    config = _config(dataset_dir, tmp_path / fusion, arch=str(search_run / "arch.json"),
+                     fusion=fusion, init_from_search=fusion == "hard")
+    metrics = run_retrain(config, [], given=set())
+    assert METRIC_KEYS <= set(metrics) and metrics["fusion"] == fusion
+    assert ArchSpec.load(tmp_path / fusion / "arch.json") == ArchSpec.load(search_run / "arch.json")
+
+
+@pytest.mark.parametrize("preset", ["parallel", "stacked"])
+def test_presets_need_no_search(dataset_dir, tmp_path, preset):
+    metrics = run_retrain(_config(dataset_dir, tmp_path / preset, preset=preset), [], given=set())
+    expected = {"parallel": ["E", "S1", "D1", "O"], "stacked": ["E", "S0", "D1", "O"]}[preset]
+    assert metrics["live_nodes"] == expected
+
+
+def test_sequential_selection_searches_connections_then_operations(dataset_dir, tmp_path):
+    run_dir = tmp_path / "seq"
+    run_search(_config(dataset_dir, run_dir, selection="sequential"), [])
+    arch = ArchSpec.load(run_dir / "arch.json")
+    assert arch.source == "search_operations"
+    for phase in ("phase1_connections", "phase2_operations"):
+        assert (run_dir / phase / "checkpoints" / "best.weights.h5").is_file()
+
+
+def test_same_flags_and_seed_give_the_same_metrics(dataset_dir, search_run, tmp_path):
+    first = json.loads((search_run / "metrics.json").read_text())
+    second = run_search(_config(dataset_dir, tmp_path / "again", epochs=2), [])
+    for key in ("valid_auc", "valid_logloss", "test_auc", "test_logloss", "best_epoch"):
+        assert first[key] == second[key], key
+    assert (tmp_path / "again" / "arch.json").read_text() == (search_run / "arch.json").read_text()
+
+
+def test_arch_from_another_dataset_or_shape_is_refused(dataset_dir, search_run, tmp_path):
+    data = json.loads((search_run / "arch.json").read_text())
+    data["feature_num"] += 1
+    other = tmp_path / "other_arch.json"
+    other.write_text(json.dumps({k: v for k, v in data.items() if k in ArchSpec.__dataclass_fields__
+                                 or k in ("format_version", "operation_order")}))
+    cases = [
+        (dict(arch=str(other)), set(), "feature_num"),
+        (dict(arch=str(search_run / "arch.json"), n=2), {"n"}, "--n=2"),
+        (dict(arch=str(search_run / "arch.json"), shallow="cin"), {"shallow"}, "--shallow='cin'"),
+        (dict(arch=str(tmp_path / "missing.json")), set(), "no such arch file"),
+        (dict(), set(), "exactly one of --arch"),
+        (dict(preset="stacked", init_from_search=True), set(), "--init_from_search needs --arch"),
+    ]
+    for overrides, given, message in cases:
+        run_dir = tmp_path / "refused"
+        with pytest.raises(ExperimentError, match=message.replace("[", r"\[")):
+            run_retrain(_config(dataset_dir, run_dir, **overrides), [], given=given)
+        assert not run_dir.exists(), "a refused run writes nothing"
+
+
+def test_missing_or_incomplete_dataset_dir_is_refused(dataset_dir, tmp_path):
+    incomplete = tmp_path / "incomplete"
+    incomplete.mkdir()
+    for path in (tmp_path / "absent", incomplete):
+        with pytest.raises(ExperimentError, match="--dataset_dir"):
+            run_search(_config(str(path), tmp_path / "run"), [])
+        assert not (tmp_path / "run").exists()
+
+
+def test_nan_loss_stops_with_a_message(dataset_dir, tmp_path):
+    config = _config(dataset_dir, tmp_path / "nan", lr_nn=1e30, lr_emb=1e30, epochs=3)
+    with pytest.raises(ExperimentError, match="NaN|nan"):
+        run_retrain(dataclasses.replace(config, preset="stacked"), [], given=set())
+
+
+def _cli(script: str, *args: str, **kwargs) -> subprocess.Popen:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return subprocess.Popen(
+        [sys.executable, str(REPO / script), *args], stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, env=env, **kwargs,
+    )
+
+
+def test_unknown_flag_values_exit_nonzero_and_write_nothing(dataset_dir, tmp_path):
+    for args in (["--fusion=bogus"], ["--preset=diamond"], ["--shallow=fm"]):
+        proc = _cli("retrain.py", f"--dataset_dir={dataset_dir}", f"--run_dir={tmp_path / 'r'}", *args)
+        out, _ = proc.communicate(timeout=120)
+        assert proc.returncode != 0 and args[0].split("=")[0][2:] in out, out
+        assert not (tmp_path / "r").exists()
+
+
+def test_killed_search_resumes_without_redoing_finished_epochs(dataset_dir, tmp_path):
+    run_dir = tmp_path / "resume"
+    args = [f"--dataset_dir={dataset_dir}", f"--run_dir={run_dir}", "--emb_dim=2", "--n=1",
+            "--batch_size=64", "--epochs=3", "--seed=5"]
+    first = _cli("search.py", *args)
+    epochs_file = run_dir / "epochs.json"
+    backup = run_dir / "backup" / "search" / "training_metadata.json"  # Keras' BackupAndRestore
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and first.poll() is None:
+        if epochs_file.is_file() and backup.is_file():  # epoch 1 finished and backed up
+            break
+        time.sleep(0.1)
+    assert first.poll() is None, "the run ended before it could be interrupted:\n" + first.communicate()[0]
+    first.send_signal(signal.SIGKILL)
+    first.communicate()
+    assert not (run_dir / "metrics.json").exists()
+
+    second = _cli("search.py", *args)
+    out, _ = second.communicate(timeout=300)
+    assert second.returncode == 0, out
+    assert "Resuming" in out and "Epoch 1/3" not in out, out
+    epochs = [r["epoch"] for r in json.loads(epochs_file.read_text())["epochs"]]
+    assert epochs[0] == 1 and epochs == sorted(set(epochs)) and epochs[-1] >= 2
+    assert (run_dir / "metrics.json").is_file()
