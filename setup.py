@@ -14,7 +14,7 @@ setup(
     install_requires=[
         "tensorflow>=2.21,<2.22",
         "tensorboard>=2.21,<2.22",
-        "keras>=3.12,<3.16",
+        "keras>=3.15,<3.16",
         "numpy>=1.26,<2.5",
         "pandas>=2.2,<3.2",
         "absl-py>=2.1,<3",

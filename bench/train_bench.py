@@ -1,0 +1,331 @@
+"""Training-step throughput of OptFusion and the cost of the embedding update (issue 3 figures).
+
+For three shapes -- Criteo-like (F=39, d=16), Avazu-like (F=24, d=16), Frappe-like (F=10,
+d=10) -- with a 1M-row table, n=3 and CrossNet shallow components, at batch 4096:
+- samples/s of a search step (the supernet, three optimizer groups, lazy_adam) and of a hard
+  re-train step of the `parallel` preset (DCN-like: S1->S2->S3 and D1->D2->D3 from E,
+  O = CONCAT(S3, D3)), each with `jit_compile` off and on (keys `search`, `search_jit`, ...);
+- the analytic training FLOPs per sample (3 x optfusion_tf.flops.analytic_flops_per_sample) and
+  the achieved GFLOP/s as a fraction of this machine's fp32 matmul GFLOP/s at the same W: a
+  warmed-up chain of [4096, W] x [W, W] tf.matmul, measured in the same run, in alternation
+  with the steps (the median of those measurements is the reference);
+- the Criteo-like search step with a 10M-row table, to check the step does not grow with it;
+- the embedding update alone: `optimizer.apply` of an IndexedSlices gradient for a batch of
+  4096 x 39 ids, d=16, with lazy_adam and dense adam, at 1M and 10M rows; ids are drawn per
+  field, uniformly and Zipf(1.1)-distributed (hot ids hashed to scattered rows), for the 1M
+  table and spread injectively over the 10M one (the same batch: same distinct ids).
+
+This machine is shared (2 cores): whatever is compared is timed in alternation, so that the
+load of other processes affects both sides alike. Data are random ids and labels in memory (a
+repeated tf.data pipeline of a few batches), so the figures are the model's, not the input
+pipeline's. Step times are medians; the first step of each `fit` call is not timed.
+
+Usage:
+    python bench/train_bench.py            # full size (about 40 minutes on 2 cores)
+    python bench/train_bench.py --quick    # batch 512, 100k rows, fewer steps: a smoke run
+
+The last line printed is one JSON object with every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from typing import Any, Callable
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from optfusion_tf.flops import analytic_flops_per_sample  # noqa: E402
+from optfusion_tf.lazy_adam import make_embedding_optimizer  # noqa: E402
+from optfusion_tf.model import OptFusionModel  # noqa: E402
+
+SHAPES = {"criteo": (39, 16), "avazu": (24, 16), "frappe": (10, 10)}
+N_PAIRS = 3
+SHALLOW = "crossnet"
+HARD_PRESET = "parallel"
+# Reference search hyperparameters for Criteo (DESIGN.md section 8); they do not change speed.
+LR_EMB, LR_NN, ARCH_LR, L2 = 3e-4, 3e-4, 0.3, 3e-6
+
+
+def random_batches(
+    batch: int, num_fields: int, vocab: int, count: int = 4, zipf: float | None = None,
+    base_vocab: int | None = None, seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """`count` batches of global ids [count * batch, F] (field f owns rows f*V/F..) and labels.
+
+    Ids are uniform over each field's rows, or Zipf(`zipf`) ranks hashed to scattered rows. With
+    `base_vocab`, the ids are drawn for a `base_vocab` table and spread injectively over the
+    `vocab` rows, so a bigger table sees the same batch (same duplicates, same distinct count).
+    """
+    rng = np.random.default_rng(seed)
+    base_vocab = base_vocab or vocab
+    base_per_field = base_vocab // num_fields
+    shape = (count * batch, num_fields)
+    if zipf is None:
+        local = rng.integers(0, base_per_field, size=shape)
+    else:
+        ranks = np.minimum(rng.zipf(zipf, size=shape), base_per_field) - 1
+        local = (ranks * 2654435761) % base_per_field
+    spread = vocab // base_vocab
+    local = local * spread + (local * 40503) % spread  # injective: l -> [l*k, (l+1)*k)
+    ids = (local + np.arange(num_fields) * (vocab // num_fields)).astype("int64")
+    labels = rng.integers(0, 2, size=(count * batch, 1)).astype("float32")
+    return ids, labels
+
+
+def matmul_gflops(width: int, batch: int, chain: int = 8, repeats: int = 5) -> float:
+    """fp32 GFLOP/s of a warmed-up chain of [batch, W] x [W, W] matmuls (median of repeats)."""
+    x = tf.random.normal([batch, width], seed=1)
+    w = tf.random.normal([width, width], seed=2) / np.sqrt(width)  # keeps the values O(1)
+
+    @tf.function
+    def run(x: tf.Tensor) -> tf.Tensor:
+        for _ in range(chain):
+            x = tf.matmul(x, w)
+        return x
+
+    run(x).numpy()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run(x).numpy()
+        times.append(time.perf_counter() - start)
+    return chain * 2 * batch * width * width / statistics.median(times) / 1e9
+
+
+class _StepTimer(keras.callbacks.Callback):
+    """Records the wall time at the start of training and at the end of every batch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.times: list[float] = []
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self.times.append(time.perf_counter())
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        self.times.append(time.perf_counter())
+
+
+def build_model(
+    fusion: str, num_fields: int, emb_dim: int, vocab: int, jit: bool
+) -> OptFusionModel:
+    """A compiled search model, or the hard `parallel` preset, as our scripts build them."""
+    shape = dict(feature_num=vocab, num_fields=num_fields, emb_dim=emb_dim, n=N_PAIRS,
+                 shallow=SHALLOW, seed=0)
+    if fusion == "search":
+        model = OptFusionModel(fusion="search", **shape)
+    else:
+        model = OptFusionModel.from_preset(HARD_PRESET, **shape)
+    model.compile(
+        embedding_optimizer=make_embedding_optimizer("lazy_adam", LR_EMB),
+        network_optimizer=keras.optimizers.Adam(LR_NN),
+        architecture_optimizer=keras.optimizers.Adam(ARCH_LR) if fusion == "search" else None,
+        l2_emb=L2,
+        l2_nn=L2,
+        jit_compile=jit,
+    )
+    return model
+
+
+def measure_steps(
+    fusion: str, num_fields: int, emb_dim: int, vocab: int, batch: int, jits: list[bool],
+    rounds: int, steps_per_round: int,
+) -> dict[str, dict[str, Any]]:
+    """Step throughput of one model per `jit_compile` value, timed in alternation.
+
+    Each round measures the matmul reference, then runs `1 + steps_per_round` steps of each
+    model (the first step of a `fit` call includes its setup and is not timed); a last matmul
+    measurement closes the series.
+    """
+    ids, labels = random_batches(batch, num_fields, vocab)
+    data = tf.data.Dataset.from_tensor_slices((ids, labels)).batch(batch).repeat()
+    models = {jit: build_model(fusion, num_fields, emb_dim, vocab, jit) for jit in jits}
+    for model in models.values():
+        model.fit(data, steps_per_epoch=2, epochs=1, verbose=0)  # trace (and XLA-compile)
+    width = num_fields * emb_dim
+    matmul: list[float] = []
+    seconds: dict[bool, list[float]] = {jit: [] for jit in jits}
+    for _ in range(rounds):
+        matmul.append(matmul_gflops(width, batch))
+        for jit, model in models.items():
+            timer = _StepTimer()
+            model.fit(data, steps_per_epoch=1 + steps_per_round, epochs=1, verbose=0,
+                      callbacks=[timer])
+            seconds[jit] += np.diff(timer.times)[1:].tolist()
+    matmul.append(matmul_gflops(width, batch))
+    reference = float(statistics.median(matmul))
+    results = {}
+    for jit, model in models.items():
+        step = float(statistics.median(seconds[jit]))
+        forward = analytic_flops_per_sample(model)
+        achieved = batch / step * 3 * forward / 1e9
+        result = {
+            "step_seconds": round(step, 4),
+            "samples_per_second": round(batch / step, 1),
+            "forward_flops_per_sample": forward,
+            "train_flops_per_sample": 3 * forward,
+            "achieved_gflops": round(achieved, 2),
+            "matmul_gflops": round(reference, 2),
+            "matmul_gflops_all": [round(g, 1) for g in matmul],
+            "fraction_of_matmul": round(achieved / reference, 3),
+        }
+        print(f"  {fusion:6s} F={num_fields:2d} d={emb_dim:2d} V={vocab:>10,d} jit={jit!s:5s} "
+              f"{result['samples_per_second']:9.1f} samples/s  {achieved:7.2f} GFLOP/s  "
+              f"{result['fraction_of_matmul']:.0%} of matmul ({reference:.1f})", flush=True)
+        results[fusion + ("_jit" if jit else "")] = result
+    return results
+
+
+def embedding_update_ms(
+    name: str, vocabs: tuple[int, ...], batch: int, num_fields: int, zipf: float | None,
+    repeats: int, dim: int = 16,
+) -> dict[int, dict[str, Any]]:
+    """Milliseconds (min and median) of `optimizer.apply` of one sparse gradient, per table size.
+
+    The same batch of ids (drawn for the smallest table, spread over the bigger ones) updates a
+    [V, dim] table for each V; the sizes are timed in alternation, so that load from other
+    processes on the machine affects them alike.
+    """
+    applies = {}
+    for vocab in vocabs:
+        table = keras.Variable(tf.zeros([vocab, dim]), name=f"table_{vocab}")
+        optimizer = make_embedding_optimizer(name, LR_EMB)
+        optimizer.build([table])
+        ids, _ = random_batches(batch, num_fields, vocab, count=1, zipf=zipf,
+                                base_vocab=min(vocabs))
+        indices = tf.constant(ids.reshape(-1))
+        values = tf.random.normal([indices.shape[0], dim], seed=3)
+        apply = _sparse_apply_function(optimizer, table)
+        apply(indices, values)
+        applies[vocab] = (apply, indices, values)
+    times: dict[int, list[float]] = {vocab: [] for vocab in vocabs}
+    for _ in range(repeats):
+        for vocab, (apply, indices, values) in applies.items():
+            start = time.perf_counter()
+            apply(indices, values).numpy()
+            times[vocab].append(time.perf_counter() - start)
+    results = {}
+    for vocab, (_, indices, _) in applies.items():
+        median, best = 1000 * statistics.median(times[vocab]), 1000 * min(times[vocab])
+        unique = int(tf.size(tf.unique(indices)[0]))
+        print(f"  {name:9s} V={vocab:>11,d} ids={'zipf' if zipf else 'uniform':7s} "
+              f"{best:9.2f} ms min {median:9.2f} ms median  "
+              f"({indices.shape[0]:,d} ids, {unique:,d} distinct)", flush=True)
+        results[vocab] = {"ms_min": round(best, 2), "ms_median": round(median, 2),
+                          "ids": int(indices.shape[0]), "distinct_ids": unique}
+    return results
+
+
+def _sparse_apply_function(
+    optimizer: keras.optimizers.Optimizer, table: keras.Variable
+) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
+    """A compiled `optimizer.apply` of the sparse gradient (indices [N], values [N, d])."""
+    dense_shape = tf.constant(table.shape, dtype=tf.int64)
+
+    @tf.function(autograph=False)  # no control flow; avoids autograph's closure warnings
+    def apply(indices: tf.Tensor, values: tf.Tensor) -> tf.Tensor:
+        optimizer.apply([tf.IndexedSlices(values, indices, dense_shape)], [table])
+        # Return the step, not the table: after a sparse update TF keeps the variable in
+        # copy-on-read mode, and a dense read would copy all of it (as keras.ops.take does).
+        return optimizer.iterations
+
+    return apply
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small smoke run")
+    parser.add_argument("--batch", type=int, default=None)
+    parser.add_argument("--rounds", type=int, default=None, help="alternation rounds per model")
+    parser.add_argument("--steps_per_round", type=int, default=2, help="timed steps per round")
+    parser.add_argument("--jit", choices=("off", "on", "both"), default="both",
+                        help="jit_compile of the search and hard steps")
+    parser.add_argument("--shapes", default=",".join(SHAPES), help="comma-separated subset")
+    args = parser.parse_args()
+    batch = args.batch or (512 if args.quick else 4096)
+    rounds = args.rounds or (2 if args.quick else 3)
+    vocab = 100_000 if args.quick else 1_000_000
+    big_vocab = 1_000_000 if args.quick else 10_000_000
+    jits = {"off": [False], "on": [True], "both": [False, True]}[args.jit]
+    keras.utils.set_random_seed(0)
+
+    print(f"train_bench: batch {batch}, vocab {vocab:,d}, n={N_PAIRS}, {SHALLOW}, "
+          f"{rounds} x {args.steps_per_round} timed steps per model", flush=True)
+    shapes: dict[str, Any] = {}
+    for shape in args.shapes.split(","):
+        num_fields, emb_dim = SHAPES[shape]
+        entry: dict[str, Any] = {"num_fields": num_fields, "emb_dim": emb_dim,
+                                 "width": num_fields * emb_dim}
+        for fusion in ("search", "hard"):
+            entry.update(measure_steps(fusion, num_fields, emb_dim, vocab, batch, jits, rounds,
+                                       args.steps_per_round))
+        shapes[shape] = entry
+
+    print("search step, Criteo-like, with the big table:", flush=True)
+    num_fields, emb_dim = SHAPES["criteo"]
+    big_table: dict[str, Any] = {"vocab": big_vocab}
+    big_table.update(measure_steps("search", num_fields, emb_dim, big_vocab, batch, jits, rounds,
+                                   args.steps_per_round))
+    for key in [k for k in big_table if k.startswith("search") and k in shapes.get("criteo", {})]:
+        big_table[key]["step_seconds_over_small_table"] = round(
+            big_table[key]["step_seconds"] / shapes["criteo"][key]["step_seconds"], 3
+        )
+
+    print("embedding update (optimizer.apply of one sparse gradient):", flush=True)
+    updates: dict[str, Any] = {}
+    for name in ("lazy_adam", "adam"):
+        for zipf in (None, 1.1) if name == "lazy_adam" else (None,):
+            timed = embedding_update_ms(name, (vocab, big_vocab), batch, SHAPES["criteo"][0],
+                                        zipf, repeats=5 if name == "adam" else 20)
+            for rows, figures in timed.items():
+                updates[f"{name}/{rows}/{'zipf' if zipf else 'uniform'}"] = figures
+    lazy_ratio = {
+        f"{dist}_{stat}": round(updates[f"lazy_adam/{big_vocab}/{dist}"][f"ms_{stat}"]
+                                / updates[f"lazy_adam/{vocab}/{dist}"][f"ms_{stat}"], 3)
+        for dist in ("uniform", "zipf") for stat in ("min", "median")
+    }
+
+    criteo = shapes.get("criteo", {})
+    fractions = {key: criteo[key]["fraction_of_matmul"] for key in ("search", "search_jit")
+                 if key in criteo}
+    jit_speedup = {
+        f"{shape}/{fusion}": round(entry[f"{fusion}_jit"]["samples_per_second"]
+                                   / entry[fusion]["samples_per_second"], 3)
+        for shape, entry in shapes.items() for fusion in ("search", "hard")
+        if f"{fusion}_jit" in entry and fusion in entry
+    }
+    result = {
+        "bench": "train_bench",
+        "machine": {"processor": platform.processor() or platform.machine(),
+                    "cpus": os.cpu_count(), "tensorflow": tf.__version__,
+                    "keras": keras.__version__},
+        "batch": batch, "vocab": vocab, "n": N_PAIRS, "shallow": SHALLOW, "quick": args.quick,
+        "hard_arch": f"preset {HARD_PRESET}",
+        "shapes": shapes,
+        "jit_speedup": jit_speedup,
+        "criteo_search_step_big_table": big_table,
+        "embedding_update": updates,
+        "lazy_adam_big_over_small_table": lazy_ratio,
+        "targets": {
+            "criteo_search_fraction_of_matmul": fractions,
+            "criteo_search_fraction_of_matmul_ge_0.5": max(fractions.values(), default=0) >= 0.5,
+            # min over interleaved repetitions: the run least disturbed by other processes
+            "lazy_adam_big_over_small_le_1.2": all(
+                r <= 1.2 for key, r in lazy_ratio.items() if key.endswith("_min")
+            ),
+        },
+    }
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,347 @@
+"""One loss, one tape, three optimizer groups: the one-shot training step (paper Alg. 1).
+
+`GroupedOptimizerModel` is the base of `OptFusionModel`. Subclasses say which variables form
+each group; `compile` takes one optimizer per group and `train_step` applies them all from the
+gradients of a single loss:
+
+    group          variables                     optimizer (typical)     coupled L2
+    embedding      the embedding table           lazy_adam, lr_emb       l2_emb
+    network        components, fusion, output    Adam, lr_nn             l2_nn
+    architecture   alpha, beta (search only)     Adam, arch_lr           none
+
+Coupled L2 means `l2 * w` is added to the gradient before Adam, as torch `Adam(weight_decay)`
+(the reference) does, not AdamW's decoupled decay. A `LazyAdam` group applies it itself, after
+the cross-replica sum and only to the rows in the batch; for any other optimizer the train step
+adds it to the (dense) gradient, scaled like the loss under `tf.distribute` so that the summed
+gradient carries it once.
+
+The three optimizers are wrapped in a `keras.optimizers.MultiOptimizer`, which becomes
+`model.optimizer`, so Keras' own machinery keeps working: `fit` builds it, `save_weights`,
+`.keras` files, `tf.train.Checkpoint` and `BackupAndRestore` save and restore every group's
+iterations and moments, and `TensorBoard` / `ReduceLROnPlateau` see each group's learning rate
+(`learning_rate_<optimizer name>`). They are also exposed as `embedding_optimizer`,
+`network_optimizer` and `architecture_optimizer`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Sequence
+
+import keras
+import tensorflow as tf
+
+from optfusion_tf.lazy_adam import LazyAdam, make_embedding_optimizer
+
+GROUPS = ("embedding", "network", "architecture")
+
+
+class GroupedOptimizerModel(keras.Model):
+    """A Keras model trained by three optimizer groups from one loss.
+
+    Subclasses implement `call(feature_ids [B, F] int) -> logits [B, 1]` and the properties
+    `embedding_variables`, `network_variables` and `architecture_variables` (the last empty
+    outside search). The three must partition `trainable_variables`: every trainable variable in
+    exactly one group; the first training step checks it.
+    """
+
+    @property
+    def embedding_variables(self) -> list[keras.Variable]:
+        """Variables of the embedding table(s)."""
+        raise NotImplementedError(f"{type(self).__name__} must define `embedding_variables`.")
+
+    @property
+    def network_variables(self) -> list[keras.Variable]:
+        """Trainable variables of the components, fusion operations and output layer."""
+        raise NotImplementedError(f"{type(self).__name__} must define `network_variables`.")
+
+    @property
+    def architecture_variables(self) -> list[keras.Variable]:
+        """Architecture parameters (alpha, beta); empty outside search."""
+        return []
+
+    @property
+    def embedding_optimizer(self) -> keras.optimizers.Optimizer | None:
+        """The embedding group's optimizer (None before `compile`)."""
+        return getattr(self, "_embedding_optimizer", None)
+
+    @property
+    def network_optimizer(self) -> keras.optimizers.Optimizer | None:
+        """The network group's optimizer (None before `compile`)."""
+        return getattr(self, "_network_optimizer", None)
+
+    @property
+    def architecture_optimizer(self) -> keras.optimizers.Optimizer | None:
+        """The architecture group's optimizer (None when not given)."""
+        return getattr(self, "_architecture_optimizer", None)
+
+    def compile(
+        self,
+        *,
+        embedding_optimizer: str | keras.optimizers.Optimizer,
+        network_optimizer: str | keras.optimizers.Optimizer,
+        architecture_optimizer: str | keras.optimizers.Optimizer | None = None,
+        l2_emb: float = 0.0,
+        l2_nn: float = 0.0,
+        loss: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        """Configures the three optimizer groups and Keras' usual compile options.
+
+        Args:
+            embedding_optimizer: `"lazy_adam"`, `"adam"` (see `make_embedding_optimizer`; default
+                learning rate) or an optimizer instance, e.g.
+                `make_embedding_optimizer("lazy_adam", lr_emb)`.
+            network_optimizer: a Keras optimizer name or instance (e.g. `Adam(lr_nn)`).
+            architecture_optimizer: idem (e.g. `Adam(arch_lr)`); required when the model has
+                architecture variables, ignored otherwise.
+            l2_emb: coupled L2 on the embedding (rows in the batch with `LazyAdam`, every row
+                with a dense optimizer). A `LazyAdam` applies it itself: compile sets its `l2`
+                (an instance created with a different non-zero `l2` is an error).
+            l2_nn: coupled L2 on the network variables (idem for a `LazyAdam`).
+            loss: defaults to binary cross-entropy on logits.
+            **kwargs: the other `keras.Model.compile` arguments (`metrics`, `jit_compile`,
+                `steps_per_execution`, `run_eagerly`, ...), except `optimizer`.
+
+        Optimizer instances, like the model, must be created under the distribution strategy's
+        scope when one is used. One instance cannot serve two groups.
+        """
+        if "optimizer" in kwargs:
+            raise ValueError(
+                "GroupedOptimizerModel takes `embedding_optimizer`, `network_optimizer` and "
+                "`architecture_optimizer` instead of `optimizer`. "
+                f"Received: optimizer={kwargs['optimizer']!r}"
+            )
+        l2 = {"embedding": _check_l2("l2_emb", l2_emb), "network": _check_l2("l2_nn", l2_nn)}
+        optimizers = {
+            "embedding": _get_optimizer(embedding_optimizer, embedding=True),
+            "network": _get_optimizer(network_optimizer, name="network_optimizer"),
+        }
+        if architecture_optimizer is not None:
+            optimizers["architecture"] = _get_optimizer(
+                architecture_optimizer, name="architecture_optimizer"
+            )
+        if len({id(opt) for opt in optimizers.values()}) != len(optimizers):
+            raise ValueError(
+                "Each optimizer group needs its own optimizer instance. Received the same "
+                f"instance for several groups: {optimizers}"
+            )
+        for group, arg in (("embedding", "l2_emb"), ("network", "l2_nn")):
+            l2[group] = _hand_l2_to_lazy_adam(optimizers[group], l2[group], arg)
+
+        # Plain attributes, so that tf.train.Checkpoint tracks each group's optimizer (it does
+        # not look into the MultiOptimizer's list of inner optimizers).
+        self._embedding_optimizer = optimizers["embedding"]
+        self._network_optimizer = optimizers["network"]
+        self._architecture_optimizer = optimizers.get("architecture")
+        self._group_l2 = l2
+        self._variable_groups: _VariableGroups | None = None
+        if loss is None:
+            loss = keras.losses.BinaryCrossentropy(from_logits=True)
+        super().compile(
+            optimizer=keras.optimizers.MultiOptimizer(_GroupSelector(self)),
+            loss=loss,
+            **kwargs,
+        )
+        # Keras' own compile config holds the MultiOptimizer, whose selector refers to this
+        # model and cannot be serialized; ours holds the three optimizers instead.
+        config = {
+            "embedding_optimizer": optimizers["embedding"],
+            "network_optimizer": optimizers["network"],
+            "architecture_optimizer": optimizers.get("architecture"),
+            "l2_emb": l2["embedding"],
+            "l2_nn": l2["network"],
+            "loss": loss,
+            **kwargs,
+        }
+        config["jit_compile"] = self.jit_compile  # resolved, as Keras records it
+        self._grouped_compile_config = _Untracked(config)
+
+    def get_compile_config(self) -> dict[str, Any]:
+        """The `compile` arguments, serialized (saved in `.keras` files)."""
+        if not self.compiled:
+            return {}
+        return keras.saving.serialize_keras_object(self._grouped_compile_config.value)
+
+    def compile_from_config(self, config: dict[str, Any]) -> None:
+        """Re-compiles from `get_compile_config()` (used by `.keras` loading)."""
+        config = keras.saving.deserialize_keras_object(config)
+        self.compile(**config)
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    def train_step(self, data: Any) -> dict[str, Any]:
+        """One step: forward, one loss, one tape, then every group's optimizer.
+
+        Args:
+            data: `(feature_ids [B, F], labels [B] or [B, 1])`, optionally with sample weights.
+
+        Returns:
+            Logs: `loss` (running mean over the epoch) and the compiled metrics.
+        """
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        with tf.GradientTape() as tape:
+            y_pred = self(x, training=True)  # builds the model on its first call
+            loss = self.compute_loss(
+                x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True
+            )
+            scaled_loss = self.optimizer.scale_loss(loss)
+        variables = self.trainable_variables
+        grads = tape.gradient(scaled_loss, variables)
+        grads = [self._with_coupled_l2(g, v) for g, v in zip(grads, variables)]
+        self.optimizer.apply(grads, variables)
+
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        batch_size = tf.shape(tf.nest.flatten(x)[0])[0]
+        for metric in self.metrics:
+            if metric.name == "loss":
+                # compute_loss divides by the number of replicas; the log shows the true mean.
+                metric.update_state(loss * replicas, sample_weight=batch_size)
+        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+    def _with_coupled_l2(self, grad: Any, variable: keras.Variable) -> Any:
+        """`grad + l2 * w` for groups whose optimizer does not apply the L2 itself."""
+        group = self._group_of_variables().group_of[id(variable)]
+        l2 = self._group_l2.get(group, 0.0)
+        if grad is None or not l2 or isinstance(self._group_optimizers()[group], LazyAdam):
+            return grad
+        if isinstance(grad, tf.IndexedSlices):
+            grad = tf.convert_to_tensor(grad)  # a dense optimizer decays every row, as torch
+        # The summed-over-replicas gradient must carry l2 * w once, like the scaled loss.
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        return grad + tf.cast(l2 / replicas, grad.dtype) * variable
+
+    def _group_optimizers(self) -> dict[str, keras.optimizers.Optimizer]:
+        """`{group: optimizer}` for the groups that have an optimizer, in GROUPS order."""
+        optimizers = {group: getattr(self, f"{group}_optimizer") for group in GROUPS}
+        return {group: opt for group, opt in optimizers.items() if opt is not None}
+
+    def _group_of_variables(self) -> _VariableGroups:
+        """Each variable's group; checks the partition whenever the trainable variables change."""
+        trainable = self.trainable_variables
+        key = tuple(id(v) for v in trainable)
+        if self._variable_groups is None or self._variable_groups.key != key:
+            self._variable_groups = _partition(
+                {group: getattr(self, f"{group}_variables") for group in GROUPS},
+                trainable,
+                has_architecture_optimizer=self.architecture_optimizer is not None,
+            )
+        return self._variable_groups
+
+
+class _GroupSelector:
+    """The MultiOptimizer's optimizer map: `values()` lists the group optimizers in the order
+    embedding, network, architecture (the order of `model.optimizer.optimizers`), and calling
+    it on a variable gives the optimizer of the variable's group."""
+
+    def __init__(self, model: GroupedOptimizerModel) -> None:
+        self._model = model
+
+    def values(self) -> list[keras.optimizers.Optimizer]:
+        return list(self._model._group_optimizers().values())
+
+    def __call__(self, variable: keras.Variable) -> keras.optimizers.Optimizer:
+        group = self._model._group_of_variables().group_of[id(variable)]
+        return self._model._group_optimizers()[group]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Untracked:
+    """Holds a value out of sight of Keras' and tf.train's automatic attribute tracking."""
+
+    value: Any
+
+
+@dataclasses.dataclass(frozen=True)
+class _VariableGroups:
+    """`group_of[id(variable)]` is the variable's group name; `key` the ids of the trainable
+    variables it was checked against. A plain object, so that neither Keras nor tf.train try to
+    track a dict with integer keys."""
+
+    key: tuple[int, ...]
+    group_of: dict[int, str]
+
+
+def _partition(
+    groups: dict[str, Sequence[keras.Variable]],
+    trainable_variables: Sequence[keras.Variable],
+    *,
+    has_architecture_optimizer: bool,
+) -> _VariableGroups:
+    """Checks that `groups` partition `trainable_variables`."""
+    owner: dict[int, str] = {}
+    for group, variables in groups.items():
+        for variable in variables:
+            if id(variable) in owner:
+                raise ValueError(
+                    f"Variable '{variable.path}' is in both the {owner[id(variable)]} and the "
+                    f"{group} optimizer groups; each trainable variable must be in exactly one."
+                )
+            owner[id(variable)] = group
+    trainable = {id(v): v for v in trainable_variables}
+    missing = [v.path for i, v in trainable.items() if i not in owner]
+    extra = [
+        v.path for variables in groups.values() for v in variables if id(v) not in trainable
+    ]
+    if missing or extra:
+        raise ValueError(
+            "The embedding, network and architecture variable groups must partition the "
+            f"model's trainable variables. Trainable but in no group: {missing}; in a group but "
+            f"not trainable (or not in the model): {extra}"
+        )
+    if groups["architecture"] and not has_architecture_optimizer:
+        raise ValueError(
+            "The model has architecture variables "
+            f"{[v.path for v in groups['architecture']]} but `compile` received no "
+            "`architecture_optimizer`. Received: architecture_optimizer=None"
+        )
+    return _VariableGroups(tuple(id(v) for v in trainable_variables), owner)
+
+
+def _get_optimizer(
+    identifier: str | keras.optimizers.Optimizer,
+    *,
+    embedding: bool = False,
+    name: str = "embedding_optimizer",
+) -> keras.optimizers.Optimizer:
+    """An optimizer instance from a name or an instance."""
+    if isinstance(identifier, keras.optimizers.Optimizer):
+        wrappers = (keras.optimizers.MultiOptimizer, keras.optimizers.LossScaleOptimizer)
+        if isinstance(identifier, wrappers):
+            raise ValueError(
+                "A group optimizer must be a plain Keras optimizer. "
+                f"Received: {type(identifier).__name__}"
+            )
+        return identifier
+    if isinstance(identifier, str):
+        if embedding:
+            return make_embedding_optimizer(identifier)
+        return keras.optimizers.get({"class_name": identifier, "config": {"name": name}})
+    raise ValueError(
+        f"Expected an optimizer name or a keras.optimizers.Optimizer instance for the {name}. "
+        f"Received: {identifier!r}"
+    )
+
+
+def _hand_l2_to_lazy_adam(optimizer: keras.optimizers.Optimizer, l2: float, arg: str) -> float:
+    """Gives a group's coupled L2 to its `LazyAdam`, which applies it itself; returns the L2.
+
+    A `LazyAdam` created with its own `l2` keeps it when the compile argument is 0; two
+    different non-zero values are an error.
+    """
+    if not isinstance(optimizer, LazyAdam):
+        return l2
+    if optimizer.l2 and l2 and optimizer.l2 != l2:
+        raise ValueError(
+            f"The coupled L2 was given twice with different values. Received: {arg}={l2!r} "
+            f"and {optimizer.name}.l2={optimizer.l2!r}"
+        )
+    optimizer.l2 = l2 or optimizer.l2
+    return optimizer.l2
+
+
+def _check_l2(name: str, value: float) -> float:
+    """Validates a coupled L2 factor."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        raise ValueError(f"`{name}` must be a float >= 0. Received: {name}={value!r}")
+    return float(value)
