@@ -32,6 +32,7 @@ setup(
             "csv2TF=optfusion_tf.cli.csv2tf:run",
             "optfusion-search=optfusion_tf.cli.search:run",
             "optfusion-retrain=optfusion_tf.cli.retrain:run",
+            "optfusion-export=optfusion_tf.cli.export_savedmodel:run",
         ]
     },
 )
