@@ -1,17 +1,27 @@
-"""The main functions of search.py and retrain.py: flags -> TrainingConfig -> experiment."""
+"""The shared main of search.py and retrain.py: flags -> TrainingConfig -> experiment.
+
+Exit status 0 on success, 1 with one clear message when an input is unusable or the loss
+became NaN.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import os
 import sys
-from typing import Callable
+from typing import Sequence
 
-from absl import flags, logging
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from optfusion_tf.cli import training_flags
-from optfusion_tf.experiment import ExperimentError, TrainingConfig
-from optfusion_tf.run_dir import script_flag_lines
+from absl import app, flags, logging  # noqa: E402
+
+from optfusion_tf import experiment  # noqa: E402
+from optfusion_tf.cli import training_flags  # noqa: E402
+from optfusion_tf.cli.flag_help import show_flags_in_help  # noqa: E402
+from optfusion_tf.experiment import ExperimentError, TrainingConfig  # noqa: E402
+from optfusion_tf.run_dir import script_flag_lines  # noqa: E402
+
+STAGES = ("search", "retrain")
 
 FLAGS = flags.FLAGS
 
@@ -29,17 +39,35 @@ def config_from_flags(stage: str) -> TrainingConfig:
     return TrainingConfig(**values)
 
 
-def run_stage(stage: str, run: Callable[..., dict]) -> None:
-    """Runs one stage; an ExperimentError becomes one clear message and exit code 1."""
+def run(stage: str) -> None:
+    """Console entry point of `stage`: defines its flags (at run time, like the other CLIs,
+    so that importing this module defines none) and runs it."""
+    if stage not in STAGES:
+        raise ValueError(f"stage must be one of {STAGES}. Received: {stage!r}")
+    training_flags.define_common_flags()
+    getattr(training_flags, f"define_{stage}_flags")()
+    show_flags_in_help(training_flags)
+
+    def main(argv: Sequence[str]) -> None:
+        if len(argv) > 1:
+            raise app.UsageError(f"Unexpected arguments: {list(argv[1:])}")
+        run_stage(stage)
+
+    app.run(main)
+
+
+def run_stage(stage: str) -> None:
+    """Runs one stage from the parsed flags; an ExperimentError becomes one clear message and
+    exit code 1."""
     config = config_from_flags(stage)
     module_name = training_flags.__name__  # the module that defines (so "owns") the flags
     flag_lines = script_flag_lines(module_name=module_name)
     given = {f.name for f in FLAGS.get_key_flags_for_module(module_name) if f.present}
     try:
         if stage == "search":
-            metrics = run(config, flag_lines)
+            metrics = experiment.run_search(config, flag_lines)
         else:
-            metrics = run(config, flag_lines, given)
+            metrics = experiment.run_retrain(config, flag_lines, given)
     except ExperimentError as err:
         logging.error("%s", err)
         print(f"{stage}: error: {err}", file=sys.stderr)
