@@ -274,8 +274,8 @@ def _fit(config: TrainingConfig, stats: DatasetStats, phase: _Phase) -> tuple[Op
     nan_guard = StopOnNaN()
     best_so_far = metrics.best
     callbacks = [
-        metrics,
         nan_guard,
+        metrics,  # writes val_auc / val_logloss into the logs the callbacks below read
         keras.callbacks.EarlyStopping(
             monitor="val_auc", mode="max", patience=config.patience, restore_best_weights=False
         ),
@@ -284,9 +284,9 @@ def _fit(config: TrainingConfig, stats: DatasetStats, phase: _Phase) -> tuple[Op
             save_weights_only=True,
             initial_value_threshold=None if best_so_far is None else best_so_far["val_auc"],
         ),
-        keras.callbacks.BackupAndRestore(phase.backup_dir),
         keras.callbacks.TensorBoard(run.tensorboard_dir, histogram_freq=0),
         ArchitectureSummaries(run.tensorboard_dir),
+        keras.callbacks.BackupAndRestore(phase.backup_dir),  # last: a backup means the epoch is done
     ]
     logging.info(
         "%s: %d epochs of %d steps (batch %d) on %s", phase.name, config.epochs, steps,
