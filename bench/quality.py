@@ -31,6 +31,7 @@ from optfusion_tf.experiment import TrainingConfig  # noqa: E402
 FLAGS = flags.FLAGS
 flags.DEFINE_list("seeds", ["1", "2", "3"], "Training seeds.")
 flags.DEFINE_integer("synthetic_rows", 500_000, "Rows of synthetic data (0: skip it).", lower_bound=0)
+flags.DEFINE_boolean("real_sample", True, "Include the real Criteo sample (../shared/data).")
 flags.DEFINE_string("workdir", "bench/out/quality", "Where datasets and runs go (git-ignored).")
 flags.DEFINE_integer("emb_dim", 4, "Embedding size of every model.", lower_bound=1)
 flags.DEFINE_integer("epochs", 3, "Maximum epochs per run (early stopping, patience 1).", lower_bound=1)
@@ -45,7 +46,9 @@ def _datasets(workdir: str) -> dict[str, tuple[str, int]]:
     """name -> (preprocessed dataset dir, batch size to use)."""
     out = {}
     options = PreprocessOptions(overwrite=True)
-    if os.path.isfile(CRITEO_SAMPLE):
+    if not FLAGS.real_sample:
+        pass
+    elif os.path.isfile(CRITEO_SAMPLE):
         preprocess("criteo", CRITEO_SAMPLE, os.path.join(workdir, "criteo_sample"), options)
         # 6,400 training rows: batch 4096 would be 2 steps an epoch.
         out["criteo_sample"] = (os.path.join(workdir, "criteo_sample"), 256)
