@@ -1,4 +1,4 @@
-"""ArchitectureSummaries writes the tags docs/training.md promises, readable by TensorBoard."""
+"""ArchitectureSummaries writes the tags the README (TensorBoard section) promises, readable by TensorBoard."""
 
 import keras
 import numpy as np
