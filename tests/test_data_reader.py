@@ -152,3 +152,22 @@ def test_missing_or_incomplete_directory(tmp_path):
         make_dataset(str(tmp_path / "nope"), "train", 8)
     with pytest.raises(DataError, match="no train shards"):
         make_dataset(str(tmp_path), "train", 8, num_fields=3)
+
+
+@pytest.mark.parametrize("workers", [2, 3])  # 2 files per split: by file, then by record
+def test_reference_directories_shard_by_file_or_by_record(tmp_path, workers):
+    ids, _ = _reference_dir(tmp_path)
+    parts = [
+        np.concatenate([
+            x.numpy()
+            for x, _ in make_dataset(
+                str(tmp_path), "train", 7, num_fields=39, shuffle=False, shard=(i, workers)
+            )
+        ])
+        for i in range(workers)
+    ]
+    assert sorted(map(tuple, np.concatenate(parts))) == sorted(map(tuple, ids[:60]))
+    if workers == 2:  # each worker reads one whole file
+        np.testing.assert_array_equal(parts[0], ids[:10])
+    else:  # every third record of the split
+        np.testing.assert_array_equal(parts[1], ids[:60][1::3])

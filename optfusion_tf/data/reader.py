@@ -17,6 +17,11 @@ Two pipelines, with the same output:
   buffer (training) -> batch -> tf.io.parse_example on whole batches.
 Both read shards in file order when not shuffling (parallel interleave when shuffling), then
 [repeat], and prefetch.
+
+Under `--strategy=multi_worker` each worker reads only its slice of a split (`shard=(i, k)`):
+with our fixed layout, rows [i * N // k, (i + 1) * N // k) of the split (balanced to one row,
+whatever the number of files: a file range is a header/footer offset); for reference
+directories, every k-th file when there are at least k files, else every k-th record.
 """
 
 from __future__ import annotations
@@ -72,6 +77,7 @@ def make_dataset(
     drop_remainder: bool = False,
     num_fields: int | None = None,
     shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER,
+    shard: tuple[int, int] | None = None,
 ) -> tf.data.Dataset:
     """Batches of one split of a dataset directory.
 
@@ -86,6 +92,8 @@ def make_dataset(
         drop_remainder: drop a last, smaller batch.
         num_fields: F; required without stats.json, checked against it otherwise.
         shuffle_buffer: records in the shuffle buffer.
+        shard: (index, count): read only this worker's slice of the split (see the module
+            docstring); None reads all of it.
     Returns:
         A tf.data.Dataset of (feature_ids int64 [B, F], label float32 [B, 1]).
     Raises:
@@ -93,6 +101,8 @@ def make_dataset(
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1. Received: {batch_size}")
+    if shard is not None and not 0 <= shard[0] < shard[1]:
+        raise ValueError(f"shard must be (index, count) with 0 <= index < count. Received: {shard}")
     if not os.path.isdir(dataset_dir):
         raise DataError(f"{dataset_dir}: dataset directory not found")
     shuffle = (split == "train") if shuffle is None else shuffle
@@ -103,7 +113,7 @@ def make_dataset(
                 f"{dataset_dir}: num_fields={num_fields} but {STATS_FILE} says {stats.num_fields}"
             )
         shard_files(dataset_dir, split)  # checks the shards are there
-        ds = _fixed_layout_chunks(dataset_dir, stats, split, shuffle, seed, shuffle_buffer)
+        ds = _fixed_layout_chunks(dataset_dir, stats, split, shuffle, seed, shuffle_buffer, shard)
         if repeat:
             ds = ds.repeat()
         record_bytes = stats.record_bytes
@@ -116,7 +126,9 @@ def make_dataset(
                 f"{dataset_dir}: no {STATS_FILE} (a reference-format directory?): pass num_fields"
             )
         files = shard_files(dataset_dir, split)
-        ds = _generic_records(files, _compression_of(files[0]), shuffle, seed, shuffle_buffer)
+        ds = _generic_records(
+            files, _compression_of(files[0]), shuffle, seed, shuffle_buffer, shard
+        )
         if repeat:
             ds = ds.repeat()
         ds = ds.batch(
@@ -140,7 +152,6 @@ def _second(seed: int | None) -> int | None:
 def _interleave(ds: tf.data.Dataset, make, shuffle: bool, n: int) -> tf.data.Dataset:
     # Training reads several shards at once; otherwise shards are read in order, so a split's
     # examples come in file order (load_split, row-aligned evaluation).
-    # File-level sharding for tf.distribute (an input_context) would go before this.
     return ds.interleave(
         make,
         cycle_length=min(n, 8) if shuffle else 1,
@@ -150,9 +161,17 @@ def _interleave(ds: tf.data.Dataset, make, shuffle: bool, n: int) -> tf.data.Dat
 
 
 def _generic_records(
-    files: list[str], compression: str, shuffle: bool, seed: int | None, buffer: int
+    files: list[str],
+    compression: str,
+    shuffle: bool,
+    seed: int | None,
+    buffer: int,
+    shard: tuple[int, int] | None,
 ) -> tf.data.Dataset:
-    """Serialized records (scalar strings) of any TFRecord files."""
+    """Serialized records (scalar strings) of any TFRecord files (this worker's share)."""
+    by_file = shard is not None and len(files) >= shard[1]
+    if by_file:
+        files = files[shard[0] :: shard[1]]
     ds = tf.data.Dataset.from_tensor_slices(files)
     if shuffle:
         ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
@@ -162,6 +181,8 @@ def _generic_records(
         shuffle,
         len(files),
     )
+    if shard is not None and not by_file:
+        ds = ds.shard(shard[1], shard[0])
     if shuffle:
         ds = ds.shuffle(buffer, seed=_second(seed), reshuffle_each_iteration=True)
     return ds
@@ -181,21 +202,38 @@ def _example_parser(num_fields: int):
 
 
 def _fixed_layout_chunks(
-    dataset_dir: str, stats: DatasetStats, split: str, shuffle: bool, seed: int | None, buffer: int
+    dataset_dir: str,
+    stats: DatasetStats,
+    split: str,
+    shuffle: bool,
+    seed: int | None,
+    buffer: int,
+    shard: tuple[int, int] | None,
 ) -> tf.data.Dataset:
-    """Scalar strings holding up to CHUNK_RECORDS framed records each, from the split's shards.
+    """Scalar strings holding up to CHUNK_RECORDS framed records each, from the split's shards
+    (rows [first, last) of the split when `shard` is given).
 
-    Each shard is read as (full chunks, footer = the rest) then (the rest as one chunk).
+    Each file's range of rows [a, b) is read as (full chunks, header = the rows before a,
+    footer = the rest) then (the rest as one chunk).
     """
     size, chunk = stats.record_bytes, CHUNK_RECORDS
+    total = sum(stats.shard_rows[split])
+    first, last = (0, total) if shard is None else (
+        shard[0] * total // shard[1], (shard[0] + 1) * total // shard[1]
+    )
     pieces = []  # (file, bytes per element, header bytes, footer bytes)
+    start = 0  # the file's first row within the split
     for name, rows in zip(stats.shards[split], stats.shard_rows[split]):
         path = os.path.join(dataset_dir, name)
-        full, rest = divmod(rows, chunk)
+        a, b = max(first - start, 0), min(last - start, rows)  # this file's rows to read
+        start += rows
+        if a >= b:
+            continue
+        full, rest = divmod(b - a, chunk)
         if full:
-            pieces.append((path, chunk * size, 0, rest * size))
+            pieces.append((path, chunk * size, a * size, (rows - a - full * chunk) * size))
         if rest:
-            pieces.append((path, rest * size, full * chunk * size, 0))
+            pieces.append((path, rest * size, (b - rest) * size, (rows - b) * size))
     compression = "GZIP" if stats.compression == "gzip" else ""
     if not pieces:  # an empty split
         return tf.data.Dataset.from_tensor_slices(tf.constant([], tf.string))
