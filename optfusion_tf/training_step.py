@@ -31,6 +31,7 @@ from typing import Any, Sequence
 import keras
 import tensorflow as tf
 
+from optfusion_tf.distribution import first_local_values, logs_for_multi_worker_reduce
 from optfusion_tf.lazy_adam import LazyAdam, make_embedding_optimizer
 
 GROUPS = ("embedding", "network", "architecture")
@@ -197,7 +198,24 @@ class GroupedOptimizerModel(keras.Model):
             if metric.name == "loss":
                 # compute_loss divides by the number of replicas; the log shows the true mean.
                 metric.update_state(loss * replicas, sample_weight=batch_size)
-        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+        return logs_for_multi_worker_reduce(
+            self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+        )
+
+    def _maybe_symbolic_build(self, iterator: Any = None, data_batch: Any = None) -> None:
+        """Keras' symbolic build from a first batch, without a cross-replica reduction.
+
+        Keras 3.15 MEAN-reduces the first distributed batch over replicas just to learn its
+        shapes, which MultiWorkerMirroredStrategy rejects for an (x, y) structure
+        (keras-team/keras#20585); the first local replica's batch has the same shapes and keeps
+        the integer dtype of the ids.
+        """
+        if iterator is not None and self._distribute_strategy is not None:
+            for _, _, batches in iterator:
+                data_batch = first_local_values(self._distribute_strategy, next(batches))
+                break
+            iterator = None
+        super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
     def _with_coupled_l2(self, grad: Any, variable: keras.Variable) -> Any:
         """`grad + l2 * w` for groups whose optimizer does not apply the L2 itself."""
