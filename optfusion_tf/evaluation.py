@@ -3,7 +3,9 @@ into training.
 
 - `evaluate_split(model, dataset)`: one pass over the split, one model call per batch, then
   `sklearn.metrics.roc_auc_score` / `log_loss` on all examples at once (not Keras' thresholded,
-  streaming AUC).
+  streaming AUC). Under `--strategy=multi_worker` each worker predicts its slice of the split and
+  the (label, logit) pairs of all workers are gathered first, so every worker computes the same
+  exact metrics of the whole split (and early stopping decides alike everywhere).
 - `ExactValidationMetrics`: after every epoch writes `val_auc` and `val_logloss` into the epoch's
   `logs`. Keras 3 hands the same dict to every later callback in the list, so EarlyStopping,
   ModelCheckpoint, TensorBoard and History placed after it see them.
@@ -21,6 +23,7 @@ import json
 import math
 import os
 import time
+import weakref
 from typing import Any
 
 import keras
@@ -30,6 +33,7 @@ from absl import logging
 from scipy.special import expit
 from sklearn.metrics import log_loss, roc_auc_score
 
+from optfusion_tf.distribution import gather_rows
 from optfusion_tf.run_dir import write_json_atomic
 
 # Probabilities are clipped to [eps, 1 - eps] before the log loss (Keras' default epsilon), so a
@@ -37,14 +41,38 @@ from optfusion_tf.run_dir import write_json_atomic
 PROBABILITY_EPSILON = 1e-7
 
 
-def predict_logits(model: keras.Model, dataset: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
+# model -> its compiled inference function (one per model, traced once per input signature).
+_FORWARD: "weakref.WeakKeyDictionary[keras.Model, Any]" = weakref.WeakKeyDictionary()
+
+
+def _forward(model: keras.Model):
+    """`model(x, training=False)` as a tf.function, cached per model.
+
+    Not `model.predict_on_batch`: under a distribution strategy that runs the batch on every
+    replica (and, multi-worker, concatenates across workers); this runs it once, here.
+    """
+    if model not in _FORWARD:
+        _FORWARD[model] = tf.function(
+            lambda x: model(x, training=False), reduce_retracing=True, autograph=False
+        )
+    return _FORWARD[model]
+
+
+def predict_logits(
+    model: keras.Model,
+    dataset: tf.data.Dataset,
+    strategy: tf.distribute.Strategy | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Labels and logits for every example of `dataset`, in dataset order.
 
-    One `model.predict_on_batch` call per batch (Keras' cached, compiled predict function).
+    One call of a compiled forward function per batch.
 
     Args:
         model: maps feature_ids [B, F] to logits [B, 1].
-        dataset: yields (feature_ids [B, F], label [B, 1]).
+        dataset: yields (feature_ids [B, F], label [B, 1]); under multi_worker, this worker's
+            slice of the split.
+        strategy: with a multi-worker strategy, the workers' slices are gathered (a
+            collective: every worker must call this, in the same order), worker by worker.
 
     Returns:
         (labels float64 [N], logits float64 [N]).
@@ -58,7 +86,7 @@ def predict_logits(model: keras.Model, dataset: tf.data.Dataset) -> tuple[np.nda
             )
         features, label = element
         batch_labels = np.asarray(label, dtype=np.float64).reshape(-1)
-        batch_logits = np.asarray(model.predict_on_batch(features), dtype=np.float64).reshape(-1)
+        batch_logits = np.asarray(_forward(model)(features), dtype=np.float64).reshape(-1)
         if batch_logits.shape != batch_labels.shape:
             raise ValueError(
                 f"Expected one logit per label (logits [B, 1]); the model returned "
@@ -66,9 +94,13 @@ def predict_logits(model: keras.Model, dataset: tf.data.Dataset) -> tuple[np.nda
             )
         labels.append(batch_labels)
         logits.append(batch_logits)
-    if not labels:
+    rows = np.stack(
+        [np.concatenate(labels or [np.zeros(0)]), np.concatenate(logits or [np.zeros(0)])], axis=1
+    )
+    rows = gather_rows(strategy, rows)  # float64 keeps the float32 logits exactly
+    if not len(rows):
         raise ValueError("The dataset is empty; expected at least one batch of examples.")
-    return np.concatenate(labels), np.concatenate(logits)
+    return rows[:, 0], rows[:, 1]
 
 
 def binary_metrics(labels: np.ndarray, logits: np.ndarray) -> dict[str, Any]:
@@ -107,9 +139,16 @@ def binary_metrics(labels: np.ndarray, logits: np.ndarray) -> dict[str, Any]:
     }
 
 
-def evaluate_split(model: keras.Model, dataset: tf.data.Dataset) -> dict[str, Any]:
-    """Exact metrics of `model` on the whole `dataset`: {"auc", "logloss", "examples"}."""
-    return binary_metrics(*predict_logits(model, dataset))
+def evaluate_split(
+    model: keras.Model,
+    dataset: tf.data.Dataset,
+    strategy: tf.distribute.Strategy | None = None,
+) -> dict[str, Any]:
+    """Exact metrics of `model` on the whole `dataset`: {"auc", "logloss", "examples"}.
+
+    `strategy`: as for `predict_logits` (multi-worker: `dataset` is this worker's slice).
+    """
+    return binary_metrics(*predict_logits(model, dataset, strategy))
 
 
 class ExactValidationMetrics(keras.callbacks.Callback):
@@ -131,6 +170,8 @@ class ExactValidationMetrics(keras.callbacks.Callback):
 
     Args:
         validation_data: yields (feature_ids [B, F], label [B, 1]); iterated once per epoch.
+        strategy: the distribution strategy (multi-worker: `validation_data` is this worker's
+            slice and the predictions are gathered; see `predict_logits`).
         history_path: optional JSON file keeping one record per finished epoch
             ({"epoch" (1-based), "loss", "val_auc", "val_logloss", "seconds"}; NaN stored as
             null). It is read here, so after a BackupAndRestore resume `records` and `best`
@@ -143,10 +184,15 @@ class ExactValidationMetrics(keras.callbacks.Callback):
     """
 
     def __init__(
-        self, validation_data: tf.data.Dataset, *, history_path: str | os.PathLike | None = None
+        self,
+        validation_data: tf.data.Dataset,
+        *,
+        strategy: tf.distribute.Strategy | None = None,
+        history_path: str | os.PathLike | None = None,
     ) -> None:
         super().__init__()
         self.validation_data = validation_data
+        self.strategy = strategy
         self.history_path = None if history_path is None else os.fspath(history_path)
         self.records: list[dict[str, Any]] = []
         if self.history_path and os.path.isfile(self.history_path):
@@ -167,7 +213,7 @@ class ExactValidationMetrics(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if logs is None:
             raise ValueError("ExactValidationMetrics needs the epoch's logs dict to write into.")
-        labels, logits = predict_logits(self.model, self.validation_data)
+        labels, logits = predict_logits(self.model, self.validation_data, self.strategy)
         finite = np.isfinite(logits)
         if finite.all():
             metrics = binary_metrics(labels, logits)
