@@ -8,6 +8,12 @@ architecture.png and model.keras (the best epoch's model, for export_savedmodel.
 
 Every input is validated before anything is written: a bad dataset dir, arch.json or flag
 value raises `ExperimentError` and leaves no run directory behind.
+
+`config.strategy` ("none" | "mirrored" | "multi_worker", optfusion_tf/distribution.py) trains
+data-parallel: the model and optimizers are created under the strategy's scope, each worker
+reads its slice of every split with per-replica batches of batch_size / replicas, validation
+predictions are gathered so that every worker computes the same exact AUC, and only the chief
+writes the run directory (the other workers write a scratch copy that is deleted at the end).
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import math
 import os
 import shutil
 import time
-from typing import Any
+from typing import Any, Callable
 
 import keras
 from absl import logging
@@ -27,10 +33,23 @@ from optfusion_tf.architecture_plot import draw_architecture
 from optfusion_tf.data.errors import DataError
 from optfusion_tf.data.reader import make_dataset
 from optfusion_tf.data.stats import DatasetStats
+from optfusion_tf.distribution import (
+    DEFAULT_CLUSTER_WAIT_S,
+    Distribution,
+    DistributionError,
+    broadcast_from_chief,
+    make_strategy,
+)
 from optfusion_tf.evaluation import ExactValidationMetrics, StopOnNaN, evaluate_split
 from optfusion_tf.lazy_adam import make_embedding_optimizer
 from optfusion_tf.model import OptFusionModel
-from optfusion_tf.run_dir import RunDir, RunDirError, open_run_dir, set_seed
+from optfusion_tf.run_dir import (
+    RunDir,
+    RunDirError,
+    open_run_dir,
+    open_worker_run_dir,
+    set_seed,
+)
 from optfusion_tf.tensorboard_callbacks import ArchitectureSummaries
 
 MODEL_FILE = "model.keras"
@@ -62,6 +81,8 @@ class TrainingConfig:
     embedding_optimizer: str = "lazy_adam"
     seed: int = 2024
     overwrite: bool = False
+    strategy: str = "none"
+    cluster_wait_s: float = DEFAULT_CLUSTER_WAIT_S
     # search only
     arch_lr: float = 0.1
     init_constant: float = 0.5
@@ -87,6 +108,7 @@ class _Phase:
     model: OptFusionModel
     run: RunDir
     top: RunDir
+    dist: Distribution
 
     @property
     def backup_dir(self) -> str:
@@ -105,7 +127,7 @@ def config_flag_lines(config: TrainingConfig, stage: str) -> list[str]:
     """flags.txt lines of a run started from Python (the CLIs write the parsed flags instead):
     every flag of `stage` ("search" | "retrain") that is set, so that
     `python <stage>.py --flagfile=<run>/flags.txt` repeats the run."""
-    skipped = {"overwrite", *(RETRAIN_ONLY if stage == "search" else SEARCH_ONLY)}
+    skipped = {"overwrite", "cluster_wait_s", *(RETRAIN_ONLY if stage == "search" else SEARCH_ONLY)}
     lines = []
     for field in sorted(dataclasses.fields(config), key=lambda f: f.name):
         value = getattr(config, field.name)
@@ -172,7 +194,13 @@ def retrain_arch(config: TrainingConfig, stats: DatasetStats, given: set[str]) -
 def run_search(config: TrainingConfig, flag_lines: list[str]) -> dict[str, Any]:
     """Stage 1: searches connections and operations; writes arch.json. Returns metrics.json."""
     stats = load_dataset_stats(config.dataset_dir)
-    run = _open_run(config, flag_lines)
+    return _distributed(config, lambda dist: _search(config, flag_lines, stats, dist))
+
+
+def _search(
+    config: TrainingConfig, flag_lines: list[str], stats: DatasetStats, dist: Distribution
+) -> dict[str, Any]:
+    run = _open_run(config, flag_lines, dist)
     started = time.perf_counter()
     build = dict(
         feature_num=stats.feature_num, num_fields=stats.num_fields, emb_dim=config.emb_dim,
@@ -182,7 +210,8 @@ def run_search(config: TrainingConfig, flag_lines: list[str]) -> dict[str, Any]:
     )
     if config.selection == "one_shot":
         model, best_epoch = _fit(
-            config, stats, _Phase("search", OptFusionModel(fusion="search", **build), run, run)
+            config, stats,
+            _Phase("search", OptFusionModel(fusion="search", **build), run, run, dist),
         )
     else:
         # Sequential selection (paper Table 5): connections under a fixed ADD, then the
@@ -190,25 +219,36 @@ def run_search(config: TrainingConfig, flag_lines: list[str]) -> dict[str, Any]:
         first, _ = _fit(
             config, stats,
             _Phase("connections", OptFusionModel(fusion="search_connections", **build),
-                   RunDir(os.path.join(run.path, "phase1_connections")), run),
+                   RunDir(os.path.join(run.path, "phase1_connections")), run, dist),
         )
         second = OptFusionModel(fusion="search_operations", arch=first.current_arch(), **build)
         second.load_search_weights(first)
         model, best_epoch = _fit(
             config, stats,
-            _Phase("operations", second, RunDir(os.path.join(run.path, "phase2_operations")), run),
+            _Phase("operations", second, RunDir(os.path.join(run.path, "phase2_operations")),
+                   run, dist),
         )
     arch = model.current_arch()
     arch.save(run.arch_path)
     draw_architecture(arch, path=run.architecture_png, title=f"searched on {stats.dataset}")
-    return _finish(config, stats, run, model, started, best_epoch, stage="search", arch=arch)
+    return _finish(config, stats, run, model, started, best_epoch, dist, stage="search", arch=arch)
 
 
 def run_retrain(config: TrainingConfig, flag_lines: list[str], given: set[str]) -> dict[str, Any]:
     """Stage 2: re-trains a fixed architecture. Returns metrics.json."""
     stats = load_dataset_stats(config.dataset_dir)
     arch = retrain_arch(config, stats, given)
-    run = _open_run(config, flag_lines)
+    return _distributed(config, lambda dist: _retrain(config, flag_lines, stats, arch, dist))
+
+
+def _retrain(
+    config: TrainingConfig,
+    flag_lines: list[str],
+    stats: DatasetStats,
+    arch: ArchSpec,
+    dist: Distribution,
+) -> dict[str, Any]:
+    run = _open_run(config, flag_lines, dist)
     started = time.perf_counter()
     fusion = "hard" if config.preset is not None else config.fusion
     model = OptFusionModel(
@@ -220,17 +260,50 @@ def run_retrain(config: TrainingConfig, flag_lines: list[str], given: set[str]) 
         model.load_search_weights(keras.saving.load_model(_search_model_path(config.arch)))
     arch.save(run.arch_path)
     draw_architecture(arch, path=run.architecture_png, title=f"{fusion} re-train on {stats.dataset}")
-    model, best_epoch = _fit(config, stats, _Phase("retrain", model, run, run))
+    model, best_epoch = _fit(config, stats, _Phase("retrain", model, run, run, dist))
     return _finish(
-        config, stats, run, model, started, best_epoch, stage="retrain", arch=arch, fusion=fusion
+        config, stats, run, model, started, best_epoch, dist, stage="retrain", arch=arch, fusion=fusion
     )
 
 
-def _open_run(config: TrainingConfig, flag_lines: list[str]) -> RunDir:
+def _distributed(
+    config: TrainingConfig, stage: Callable[[Distribution], dict[str, Any]]
+) -> dict[str, Any]:
+    """Runs `stage` under --strategy's scope, after checking that the global batch splits
+    evenly over the replicas."""
     try:
-        run = open_run_dir(config.run_dir, flag_lines, overwrite=config.overwrite)
-    except RunDirError as err:
-        raise ExperimentError(f"--run_dir: {err}") from None
+        dist = make_strategy(config.strategy, cluster_wait_s=config.cluster_wait_s)
+    except DistributionError as err:
+        raise ExperimentError(str(err)) from None
+    if config.batch_size % dist.replicas:
+        raise ExperimentError(
+            f"--batch_size={config.batch_size} is the global batch and must be a multiple of "
+            f"the {dist.replicas} replicas of --strategy={config.strategy}."
+        )
+    with dist.scope():
+        return stage(dist)
+
+
+def _open_run(config: TrainingConfig, flag_lines: list[str], dist: Distribution) -> RunDir:
+    """The chief opens the run directory (open_run_dir's rules) and tells the other workers
+    whether it resumes; they open a scratch copy (open_worker_run_dir)."""
+    if dist.role.is_chief:
+        try:
+            run = open_run_dir(config.run_dir, flag_lines, overwrite=config.overwrite)
+        except RunDirError as err:
+            broadcast_from_chief(dist.strategy, [0, 0])
+            raise ExperimentError(f"--run_dir: {err}") from None
+        broadcast_from_chief(dist.strategy, [1, int(run.resuming)])
+    else:
+        opened, resuming = broadcast_from_chief(dist.strategy, [0, 0])
+        if not opened:
+            raise ExperimentError(
+                f"--run_dir: the chief could not open {config.run_dir}; see the chief's log."
+            )
+        try:
+            run = open_worker_run_dir(config.run_dir, resuming=bool(resuming), worker=dist.role.name)
+        except RunDirError as err:
+            raise ExperimentError(f"--run_dir: {err}") from None
     set_seed(config.seed)
     if run.resuming:
         logging.info("Resuming %s from its last finished epoch (backup/).", run.path)
@@ -249,27 +322,17 @@ def _fit(config: TrainingConfig, stats: DatasetStats, phase: _Phase) -> tuple[Op
     A phase that finished in an earlier process (its done marker exists) is not trained again:
     its best weights are loaded.
     """
-    model, run = phase.model, phase.run
-    valid = make_dataset(config.dataset_dir, "validation", EVAL_BATCH_SIZE)
-    metrics = ExactValidationMetrics(valid, history_path=run.epochs_path)
+    model, run, dist = phase.model, phase.run, phase.dist
+    valid = make_dataset(config.dataset_dir, "validation", EVAL_BATCH_SIZE, shard=dist.shard)
+    metrics = ExactValidationMetrics(valid, strategy=dist.strategy, history_path=run.epochs_path)
     if os.path.isfile(phase.done_marker) and metrics.best is not None:
         logging.info("%s: finished in an earlier process; loading its best weights.", phase.name)
         model.build((None, stats.num_fields))
         model.load_weights(run.best_weights_path)
         return model, int(metrics.best["epoch"])
     os.makedirs(run.checkpoints_dir, exist_ok=True)
-    model.compile(
-        embedding_optimizer=make_embedding_optimizer(config.embedding_optimizer, config.lr_emb),
-        network_optimizer=keras.optimizers.Adam(config.lr_nn),
-        architecture_optimizer=(
-            keras.optimizers.Adam(config.arch_lr) if model.architecture_variables else None
-        ),
-        l2_emb=config.l2_emb,
-        l2_nn=config.l2_nn,
-    )
-    train = make_dataset(
-        config.dataset_dir, "train", config.batch_size, seed=config.seed, repeat=True
-    )
+    compile_for_training(model, config)
+    train = training_batches(config, dist)
     steps = math.ceil(stats.rows["train"] / config.batch_size)
     nan_guard = StopOnNaN()
     best_so_far = metrics.best
@@ -305,10 +368,44 @@ def _fit(config: TrainingConfig, stats: DatasetStats, phase: _Phase) -> tuple[Op
     if not os.path.isfile(run.best_weights_path) or metrics.best is None:
         raise ExperimentError(f"{phase.name}: no epoch produced a finite validation AUC.")
     model.load_weights(run.best_weights_path)
+    # Every worker saves (the chief into the run directory): under multi_worker, reading some
+    # variables for saving is a collective that all workers must join.
     model.save(os.path.join(run.path, MODEL_FILE))
     with open(phase.done_marker, "w", encoding="utf-8") as f:
         f.write(f"best epoch {metrics.best['epoch']}\n")
     return model, int(metrics.best["epoch"])
+
+
+def compile_for_training(model: OptFusionModel, config: TrainingConfig) -> None:
+    """The three optimizer groups and coupled L2 of config (call under the strategy's scope)."""
+    model.compile(
+        embedding_optimizer=make_embedding_optimizer(config.embedding_optimizer, config.lr_emb),
+        network_optimizer=keras.optimizers.Adam(config.lr_nn),
+        architecture_optimizer=(
+            keras.optimizers.Adam(config.arch_lr) if model.architecture_variables else None
+        ),
+        l2_emb=config.l2_emb,
+        l2_nn=config.l2_nn,
+    )
+
+
+def training_batches(config: TrainingConfig, dist: Distribution) -> Any:
+    """The training split, repeated: global batches of config.batch_size, or, under a strategy,
+    per-replica batches from each worker's slice of the split."""
+
+    def batches(batch_size: int, shard: tuple[int, int] | None) -> Any:
+        return make_dataset(
+            config.dataset_dir, "train", batch_size, seed=config.seed, repeat=True, shard=shard
+        )
+
+    if dist.strategy is None:
+        return batches(config.batch_size, None)
+    return dist.strategy.distribute_datasets_from_function(
+        lambda ctx: batches(
+            ctx.get_per_replica_batch_size(config.batch_size),
+            (ctx.input_pipeline_id, ctx.num_input_pipelines) if ctx.num_input_pipelines > 1 else None,
+        )
+    )
 
 
 def _finish(
@@ -318,11 +415,18 @@ def _finish(
     model: OptFusionModel,
     started: float,
     best_epoch: int,
+    dist: Distribution,
     **extras: Any,
 ) -> dict[str, Any]:
     """Exact validation and test metrics of the best epoch -> metrics.json (marks completion)."""
-    valid = evaluate_split(model, make_dataset(config.dataset_dir, "validation", EVAL_BATCH_SIZE))
-    test = evaluate_split(model, make_dataset(config.dataset_dir, "test", EVAL_BATCH_SIZE))
+    valid, test = (
+        evaluate_split(
+            model,
+            make_dataset(config.dataset_dir, split, EVAL_BATCH_SIZE, shard=dist.shard),
+            dist.strategy,
+        )
+        for split in ("validation", "test")
+    )
     arch: ArchSpec = extras.pop("arch")
     metrics = run.write_metrics(
         valid_auc=valid["auc"],
@@ -335,6 +439,8 @@ def _finish(
         live_nodes=list(arch.live_nodes),
         operations={node: arch.operations[node] for node in arch.live_nodes if node in arch.operations},
         parameters=int(model.count_params()),
+        strategy=config.strategy,
+        replicas=dist.replicas,
         **extras,
     )
     shutil.rmtree(run.backup_dir, ignore_errors=True)  # complete: nothing left to resume

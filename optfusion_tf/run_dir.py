@@ -25,16 +25,23 @@ The rule for an existing directory (`open_run_dir`):
 - `overwrite`: the directory is deleted and started anew -- only if it holds a flags.txt, so a
   mistyped --run_dir can never delete an unrelated folder.
 - a non-empty directory without flags.txt: always refused.
+
+Under `--strategy=multi_worker` only the chief opens the run directory. Every other worker writes
+the same files into a scratch copy of its own (`open_worker_run_dir`), deleted when the run ends;
+to resume, it copies the chief's directory, which must therefore be on a filesystem every worker
+can read (as for Keras' and TensorFlow's own multi-worker backups).
 """
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import json
 import math
 import os
 import shutil
 import sys
+import tempfile
 from typing import Any, Iterable, Mapping, Sequence
 
 import keras
@@ -43,7 +50,7 @@ import tensorflow as tf
 from absl import flags
 
 # Flags that steer how a run is started, not what it computes: never written to flags.txt.
-NON_RESULT_FLAGS = ("flagfile", "overwrite")
+NON_RESULT_FLAGS = ("flagfile", "overwrite", "cluster_wait_s")
 METRIC_KEYS = ("valid_auc", "valid_logloss", "test_auc", "test_logloss", "best_epoch", "seconds")
 
 
@@ -217,6 +224,38 @@ def open_run_dir(
     program = os.path.basename(sys.argv[0]) if program is None else program
     header = f"# Re-run: python {program} --flagfile={run.flags_path}"
     _write_text_atomic(run.flags_path, "\n".join([header, *flag_lines]) + "\n")
+    return run
+
+
+def open_worker_run_dir(chief_path: str | os.PathLike, *, resuming: bool, worker: str) -> RunDir:
+    """A non-chief worker's scratch run directory, under the system's temporary directory
+    (deleted when the process exits).
+
+    Args:
+        chief_path: the run directory the chief opened.
+        resuming: what the chief decided. If True, the chief's directory (all but tensorboard/)
+            is copied, so that this worker restores the same epoch, weights and history.
+        worker: names the worker in the directory's name and in errors.
+
+    Raises:
+        RunDirError: resuming, but this worker cannot read the chief's backup.
+    """
+    chief = RunDir(os.fspath(chief_path))
+    scratch = tempfile.mkdtemp(prefix=f"optfusion_{worker.replace(' ', '')}_")
+    atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+    run = RunDir(os.path.join(scratch, "run"), resuming=resuming)
+    if not resuming:
+        os.makedirs(run.checkpoints_dir)
+        os.makedirs(run.tensorboard_dir)
+        return run
+    if not _has_backup(chief):
+        raise RunDirError(
+            f"{chief.path}: the chief resumes this run, but {worker} cannot read its backup/. "
+            "Resuming a multi-worker run needs the run directory on a filesystem that every "
+            "worker can read (NFS or similar)."
+        )
+    shutil.copytree(chief.path, run.path, ignore=shutil.ignore_patterns("tensorboard"))
+    os.makedirs(run.tensorboard_dir)
     return run
 
 

@@ -17,3 +17,13 @@ def shared_data() -> pathlib.Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data samples not found at {SHARED_DATA} (they ship beside the repo, not in it)")
     return SHARED_DATA
+
+
+def demo_dataset(root: pathlib.Path, rows: int, seed: int = 3) -> str:
+    """A preprocessed dataset directory of `rows` synthetic Criteo-format rows under `root`."""
+    from optfusion_tf.data.preprocess import PreprocessOptions, preprocess
+    from optfusion_tf.demo_data import write_demo_criteo
+
+    raw = write_demo_criteo(str(root / "raw.txt"), rows, seed=seed)
+    preprocess("criteo", raw, str(root / "ds"), PreprocessOptions(workers=0))
+    return str(root / "ds")

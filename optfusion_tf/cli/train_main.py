@@ -13,6 +13,7 @@ from typing import Sequence
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import tensorflow as tf  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 
 from optfusion_tf import experiment  # noqa: E402
@@ -69,12 +70,24 @@ def run_stage(stage: str) -> None:
         else:
             metrics = experiment.run_retrain(config, flag_lines, given)
     except ExperimentError as err:
-        logging.error("%s", err)
-        print(f"{stage}: error: {err}", file=sys.stderr)
-        sys.exit(1)
+        _fail(stage, str(err))
+    except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError) as err:
+        # A collective lost a peer (multi_worker): TensorFlow's message names the task.
+        first = " ".join(str(err.message).split())[:600]
+        _fail(
+            stage,
+            f"a worker of the cluster stopped ({first}). The run directory keeps the last "
+            "finished epoch: start every worker again with the same command to resume.",
+        )
     print(
         f"{stage} done: valid AUC {metrics['valid_auc']:.5f}, log loss {metrics['valid_logloss']:.5f}; "
         f"test AUC {metrics['test_auc']:.5f}, log loss {metrics['test_logloss']:.5f}; "
         f"best epoch {metrics['best_epoch']}, {metrics['seconds']:.1f} s -> {config.run_dir}"
     )
     print(f"TensorBoard: tensorboard --logdir {os.path.join(config.run_dir, 'tensorboard')}")
+
+
+def _fail(stage: str, message: str) -> None:
+    logging.error("%s", message)
+    print(f"{stage}: error: {message}", file=sys.stderr, flush=True)
+    sys.exit(1)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from absl import flags
 
 from optfusion_tf.arch_spec import OPERATIONS, PRESETS, SHALLOW_COMPONENTS
+from optfusion_tf.distribution import DEFAULT_CLUSTER_WAIT_S, STRATEGIES
 
 EMBEDDING_OPTIMIZERS = ("lazy_adam", "adam")
 SELECTIONS = ("one_shot", "sequential")
@@ -51,6 +52,20 @@ def define_common_flags() -> None:
     flags.DEFINE_integer("seed", 2024, "Seed for weights, shuffling and architecture init.")
     flags.DEFINE_boolean(
         "overwrite", False, "Replace an existing run directory written with different flags."
+    )
+    flags.DEFINE_enum(
+        "strategy",
+        "none",
+        STRATEGIES,
+        "none: one process, one device; mirrored: tf.distribute.MirroredStrategy over all local "
+        "GPUs; multi_worker: tf.distribute.MultiWorkerMirroredStrategy, one process per worker, "
+        "cluster and role from TF_CONFIG (README, 'Several machines'). --batch_size stays global.",
+    )
+    flags.DEFINE_float(
+        "cluster_wait_s",
+        DEFAULT_CLUSTER_WAIT_S,
+        "multi_worker: seconds to wait for every worker of TF_CONFIG to join before giving up.",
+        lower_bound=1.0,
     )
 
 
