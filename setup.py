@@ -33,6 +33,7 @@ setup(
             "optfusion-search=optfusion_tf.cli.search:run",
             "optfusion-retrain=optfusion_tf.cli.retrain:run",
             "optfusion-export=optfusion_tf.cli.export_savedmodel:run",
+            "optfusion-local-workers=optfusion_tf.cli.local_workers:main",
         ]
     },
 )
