@@ -13,7 +13,6 @@ per dataset and model, test AUC and log loss as mean and std over the seeds, plu
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import statistics
