@@ -1,7 +1,7 @@
 """Data-parallel training throughput with 1 and 2 local workers, and the communication per step
 (issue 6 figures).
 
-The search model (fusion="search", n=3, CrossNet, three optimizer groups, lazy_adam) trains on
+The search model (fusion="search", n=2 and d=8 by default, CrossNet, three optimizer groups, lazy_adam) trains on
 synthetic demo data preprocessed into a temporary directory, with one global batch size for
 every configuration:
 - `none`: one plain process (--strategy=none);

@@ -12,7 +12,8 @@ What this module gives the training code:
 - `shard_of(strategy)`: (index, count) of this worker's slice of every split;
 - `gather_rows(strategy, rows)`: every worker's rows [n_i, k] concatenated in worker order, on
   every worker (exact validation AUC over the whole split, identical everywhere);
-- `broadcast_from_chief(strategy, values)`: the chief's small integer vector, on every worker;
+- `broadcast_from_chief(strategy, values)`: the chief's small integer vector, on every worker,
+  and `sum_over_workers` (e.g. how many workers refused their inputs);
 - two Keras 3.15 workarounds, applied by `GroupedOptimizerModel` (keras-team/keras#20585:
   `fit` under MultiWorkerMirroredStrategy fails in `_maybe_symbolic_build` and when reducing
   scalar logs): `first_local_values` and `logs_for_multi_worker_reduce`.
@@ -101,7 +102,7 @@ def parse_tf_config(text: str | None) -> WorkerRole:
         raise DistributionError(
             "--strategy=multi_worker needs the TF_CONFIG environment variable, e.g. "
             '{"cluster": {"worker": ["host1:2222", "host2:2222"]}, '
-            '"task": {"type": "worker", "index": 0}} (README, "Several machines").'
+            '"task": {"type": "worker", "index": 0}} (README, "Several GPUs or machines").'
         )
     try:
         config = json.loads(text)
@@ -221,18 +222,28 @@ def gather_rows(strategy: tf.distribute.Strategy | None, rows: np.ndarray) -> np
     return strategy.gather(_on_first_local_replica(strategy, rows, empty), axis=0).numpy()
 
 
+def sum_over_workers(strategy: tf.distribute.Strategy | None, values: Any) -> list[int]:
+    """The element-wise sum of every worker's small vector of integers, on every worker.
+
+    A collective, like gather_rows; without multi_worker it returns `values`.
+    """
+    values = np.asarray(values, np.int64).reshape(-1)
+    if not in_multi_worker_mode(strategy):
+        return values.tolist()
+    summed = strategy.reduce(
+        tf.distribute.ReduceOp.SUM,
+        _on_first_local_replica(strategy, values, np.zeros_like(values)),
+        axis=None,
+    )
+    return np.asarray(summed).tolist()
+
+
 def broadcast_from_chief(strategy: tf.distribute.Strategy | None, values: Any) -> list[int]:
     """The chief's small vector of integers, on every worker (a collective, like gather_rows)."""
     values = np.asarray(values, np.int64).reshape(-1)
     if not in_multi_worker_mode(strategy):
         return values.tolist()
-    mine = values if _worker_index(strategy) == 0 else np.zeros_like(values)
-    summed = strategy.reduce(
-        tf.distribute.ReduceOp.SUM,
-        _on_first_local_replica(strategy, mine, np.zeros_like(values)),
-        axis=None,
-    )
-    return np.asarray(summed).tolist()
+    return sum_over_workers(strategy, values if _worker_index(strategy) == 0 else 0 * values)
 
 
 def _worker_index(strategy: tf.distribute.Strategy) -> int:

@@ -52,8 +52,9 @@ def _forward(model: keras.Model):
     replica (and, multi-worker, concatenates across workers); this runs it once, here.
     """
     if model not in _FORWARD:
+        held = weakref.ref(model)  # the cached function must not keep its model alive
         _FORWARD[model] = tf.function(
-            lambda x: model(x, training=False), reduce_retracing=True, autograph=False
+            lambda x: held()(x, training=False), reduce_retracing=True, autograph=False
         )
     return _FORWARD[model]
 

@@ -11,9 +11,10 @@ value raises `ExperimentError` and leaves no run directory behind.
 
 `config.strategy` ("none" | "mirrored" | "multi_worker", optfusion_tf/distribution.py) trains
 data-parallel: the model and optimizers are created under the strategy's scope, each worker
-reads its slice of every split with per-replica batches of batch_size / replicas, validation
-predictions are gathered so that every worker computes the same exact AUC, and only the chief
-writes the run directory (the other workers write a scratch copy that is deleted at the end).
+reads its slice of every split (training in per-replica batches of batch_size / replicas),
+validation and test predictions are gathered so that every worker computes the same exact AUC,
+and only the chief writes the run directory (the other workers write a scratch copy that is
+deleted at the end).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from optfusion_tf.distribution import (
     DistributionError,
     broadcast_from_chief,
     make_strategy,
+    sum_over_workers,
 )
 from optfusion_tf.evaluation import ExactValidationMetrics, StopOnNaN, evaluate_split
 from optfusion_tf.lazy_adam import make_embedding_optimizer
@@ -193,8 +195,11 @@ def retrain_arch(config: TrainingConfig, stats: DatasetStats, given: set[str]) -
 
 def run_search(config: TrainingConfig, flag_lines: list[str]) -> dict[str, Any]:
     """Stage 1: searches connections and operations; writes arch.json. Returns metrics.json."""
-    stats = load_dataset_stats(config.dataset_dir)
-    return _distributed(config, lambda dist: _search(config, flag_lines, stats, dist))
+    return _distributed(
+        config,
+        lambda: (load_dataset_stats(config.dataset_dir), None),
+        lambda dist, stats, _: _search(config, flag_lines, stats, dist),
+    )
 
 
 def _search(
@@ -236,9 +241,14 @@ def _search(
 
 def run_retrain(config: TrainingConfig, flag_lines: list[str], given: set[str]) -> dict[str, Any]:
     """Stage 2: re-trains a fixed architecture. Returns metrics.json."""
-    stats = load_dataset_stats(config.dataset_dir)
-    arch = retrain_arch(config, stats, given)
-    return _distributed(config, lambda dist: _retrain(config, flag_lines, stats, arch, dist))
+
+    def validate() -> tuple[DatasetStats, ArchSpec]:
+        stats = load_dataset_stats(config.dataset_dir)
+        return stats, retrain_arch(config, stats, given)
+
+    return _distributed(
+        config, validate, lambda dist, stats, arch: _retrain(config, flag_lines, stats, arch, dist)
+    )
 
 
 def _retrain(
@@ -267,26 +277,58 @@ def _retrain(
 
 
 def _distributed(
-    config: TrainingConfig, stage: Callable[[Distribution], dict[str, Any]]
+    config: TrainingConfig,
+    validate: Callable[[], tuple[DatasetStats, Any]],
+    stage: Callable[[Distribution, DatasetStats, Any], dict[str, Any]],
 ) -> dict[str, Any]:
-    """Runs `stage` under --strategy's scope, after checking that the global batch splits
-    evenly over the replicas."""
+    """Joins --strategy's cluster, validates the inputs, and runs `stage` under the strategy's
+    scope.
+
+    `validate` returns (stats, anything `stage` needs) or raises ExperimentError. Under
+    multi_worker the workers then agree: if any of them refused its inputs (a dataset or arch
+    missing on its machine), every worker stops with a message instead of waiting for it.
+    """
     try:
         dist = make_strategy(config.strategy, cluster_wait_s=config.cluster_wait_s)
     except DistributionError as err:
         raise ExperimentError(str(err)) from None
+    error, checked = None, None
+    try:
+        stats, checked = validate()
+        _check_the_split_of_work(config, stats, dist)
+    except ExperimentError as err:
+        error = err
+    refused = sum_over_workers(dist.strategy, [error is not None])[0]
+    if error is not None:
+        raise error
+    if refused:
+        raise ExperimentError(
+            f"{refused} other worker(s) refused their inputs (see their logs); stopping too."
+        )
+    with dist.scope():
+        return stage(dist, stats, checked)
+
+
+def _check_the_split_of_work(config: TrainingConfig, stats: DatasetStats, dist: Distribution) -> None:
+    """The global batch must split evenly over the replicas, the training split over the workers."""
     if config.batch_size % dist.replicas:
         raise ExperimentError(
             f"--batch_size={config.batch_size} is the global batch and must be a multiple of "
             f"the {dist.replicas} replicas of --strategy={config.strategy}."
         )
-    with dist.scope():
-        return stage(dist)
+    workers = dist.shard[1] if dist.shard else 1
+    if stats.rows["train"] < workers:
+        raise ExperimentError(
+            f"--dataset_dir: the train split has {stats.rows['train']} rows, fewer than the "
+            f"{workers} workers that each need a slice of it."
+        )
 
 
 def _open_run(config: TrainingConfig, flag_lines: list[str], dist: Distribution) -> RunDir:
     """The chief opens the run directory (open_run_dir's rules) and tells the other workers
-    whether it resumes; they open a scratch copy (open_worker_run_dir)."""
+    whether it resumes; they open a scratch copy (open_worker_run_dir). No worker goes on (and
+    the chief writes nothing more) until every worker has its directory."""
+    error = None
     if dist.role.is_chief:
         try:
             run = open_run_dir(config.run_dir, flag_lines, overwrite=config.overwrite)
@@ -303,7 +345,15 @@ def _open_run(config: TrainingConfig, flag_lines: list[str], dist: Distribution)
         try:
             run = open_worker_run_dir(config.run_dir, resuming=bool(resuming), worker=dist.role.name)
         except RunDirError as err:
-            raise ExperimentError(f"--run_dir: {err}") from None
+            error = ExperimentError(f"--run_dir: {err}")
+    failed = sum_over_workers(dist.strategy, [error is not None])[0]
+    if error is not None:
+        raise error
+    if failed:
+        raise ExperimentError(
+            f"--run_dir: {failed} worker(s) could not copy {config.run_dir} to resume it (see "
+            "their logs): it must be on a filesystem every worker can read."
+        )
     set_seed(config.seed)
     if run.resuming:
         logging.info("Resuming %s from its last finished epoch (backup/).", run.path)

@@ -145,12 +145,29 @@ def test_global_batch_must_split_over_the_replicas(monkeypatch, tmp_path):
             return 2
 
     monkeypatch.setattr(experiment, "make_strategy", lambda name, **_: TwoReplicas())
+    stats = type("Stats", (), {"rows": {"train": 10}})()
     config = TrainingConfig(dataset_dir="unused", run_dir=str(tmp_path / "r"), batch_size=4097)
+    stage = lambda dist, stats, checked: {"replicas": dist.replicas, "checked": checked}  # noqa: E731
     with pytest.raises(ExperimentError, match=r"--batch_size=4097 .* multiple of the 2 replicas"):
-        experiment._distributed(config, lambda dist: {})
+        experiment._distributed(config, lambda: (stats, "arch"), stage)
     ok = dataclasses.replace(config, batch_size=4096)
-    assert experiment._distributed(ok, lambda dist: {"replicas": dist.replicas}) == {"replicas": 2}
+    assert experiment._distributed(ok, lambda: (stats, "arch"), stage) == {
+        "replicas": 2, "checked": "arch"
+    }
     assert not (tmp_path / "r").exists()
+
+
+def test_every_worker_needs_a_slice_of_the_training_split(monkeypatch, tmp_path):
+    class ThreeWorkers(Distribution):
+        @property
+        def shard(self) -> tuple[int, int]:
+            return (0, 3)
+
+    monkeypatch.setattr(experiment, "make_strategy", lambda name, **_: ThreeWorkers())
+    stats = type("Stats", (), {"rows": {"train": 2}})()
+    config = TrainingConfig(dataset_dir="unused", run_dir=str(tmp_path / "r"), batch_size=8)
+    with pytest.raises(ExperimentError, match="has 2 rows, fewer than the 3 workers"):
+        experiment._distributed(config, lambda: (stats, None), lambda *_: {})
 
 
 def test_tf_config_of_local_workers():

@@ -137,7 +137,8 @@ def test_two_worker_search_matches_one_process_then_retrains(dataset_dir, tmp_pa
 def test_a_worker_that_dies_stops_the_run_which_then_resumes(dataset_dir, tmp_path):
     run_dir = tmp_path / "run"
     command = [sys.executable, "-c", _SEARCH_WORKER,
-               *_search_args(dataset_dir, run_dir, epochs=3, batch_size=1024, strategy="multi_worker")]
+               *_search_args(dataset_dir, run_dir, epochs=3, batch_size=1024, strategy="multi_worker"),
+               "--batch_norm"]  # synchronized BatchNormalization across the workers
     marker = run_dir / "backup" / "search" / "training_metadata.json"  # epoch 1 backed up
     result, out = _workers(command, OPTFUSION_TEST_DIE_AFTER=str(marker))
     assert result.failed is not None and result.returncodes[1] == 9

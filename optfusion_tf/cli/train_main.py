@@ -71,7 +71,12 @@ def run_stage(stage: str) -> None:
             metrics = experiment.run_retrain(config, flag_lines, given)
     except ExperimentError as err:
         _fail(stage, str(err))
-    except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError) as err:
+    except (
+        tf.errors.UnavailableError,
+        tf.errors.DeadlineExceededError,
+        tf.errors.AbortedError,
+        tf.errors.CancelledError,
+    ) as err:
         # A collective lost a peer (multi_worker): TensorFlow's message names the task.
         first = " ".join(str(err.message).split())[:600]
         _fail(

@@ -59,7 +59,7 @@ def define_common_flags() -> None:
         STRATEGIES,
         "none: one process, one device; mirrored: tf.distribute.MirroredStrategy over all local "
         "GPUs; multi_worker: tf.distribute.MultiWorkerMirroredStrategy, one process per worker, "
-        "cluster and role from TF_CONFIG (README, 'Several machines'). --batch_size stays global.",
+        "cluster and role from TF_CONFIG (README, 'Several GPUs or machines'). --batch_size stays global.",
     )
     flags.DEFINE_float(
         "cluster_wait_s",

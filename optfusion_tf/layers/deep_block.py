@@ -64,7 +64,12 @@ class DeepBlock(keras.layers.Layer):
         self.dense.build(input_shape)
         self.norm = None
         if self.batch_norm:
-            self.norm = keras.layers.BatchNormalization(dtype=self.dtype_policy, name="batch_norm")
+            # synchronized: under tf.distribute, the statistics of the global batch (as in one
+            # process), so every replica keeps the same moving mean and variance; a no-op
+            # without a strategy.
+            self.norm = keras.layers.BatchNormalization(
+                synchronized=True, dtype=self.dtype_policy, name="batch_norm"
+            )
             self.norm.build((*input_shape[:-1], self.units))
         self.drop = None
         if self.dropout > 0:
