@@ -298,15 +298,23 @@ def _distributed(
         _check_the_split_of_work(config, stats, dist)
     except ExperimentError as err:
         error = err
-    refused = sum_over_workers(dist.strategy, [error is not None])[0]
-    if error is not None:
-        raise error
-    if refused:
-        raise ExperimentError(
-            f"{refused} other worker(s) refused their inputs (see their logs); stopping too."
-        )
+    _stop_unless_every_worker_succeeded(
+        dist, error, "{failed} other worker(s) refused their inputs (see their logs); stopping too."
+    )
     with dist.scope():
         return stage(dist, stats, checked)
+
+
+def _stop_unless_every_worker_succeeded(
+    dist: Distribution, error: ExperimentError | None, others_failed: str
+) -> None:
+    """Raises this worker's `error`, or, if another worker failed, `others_failed` with
+    "{failed}" replaced by their number. A collective: every worker calls it, error or not."""
+    failed = sum_over_workers(dist.strategy, [error is not None])[0]
+    if error is not None:
+        raise error
+    if failed:
+        raise ExperimentError(others_failed.replace("{failed}", str(failed)))
 
 
 def _check_the_split_of_work(config: TrainingConfig, stats: DatasetStats, dist: Distribution) -> None:
@@ -346,14 +354,10 @@ def _open_run(config: TrainingConfig, flag_lines: list[str], dist: Distribution)
             run = open_worker_run_dir(config.run_dir, resuming=bool(resuming), worker=dist.role.name)
         except RunDirError as err:
             error = ExperimentError(f"--run_dir: {err}")
-    failed = sum_over_workers(dist.strategy, [error is not None])[0]
-    if error is not None:
-        raise error
-    if failed:
-        raise ExperimentError(
-            f"--run_dir: {failed} worker(s) could not copy {config.run_dir} to resume it (see "
-            "their logs): it must be on a filesystem every worker can read."
-        )
+    _stop_unless_every_worker_succeeded(
+        dist, error, f"--run_dir: {{failed}} worker(s) could not copy {config.run_dir} to resume "
+        "it (see their logs): it must be on a filesystem every worker can read.",
+    )
     set_seed(config.seed)
     if run.resuming:
         logging.info("Resuming %s from its last finished epoch (backup/).", run.path)
