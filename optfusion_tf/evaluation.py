@@ -41,22 +41,27 @@ from optfusion_tf.run_dir import write_json_atomic
 PROBABILITY_EPSILON = 1e-7
 
 
-# model -> its compiled inference function (one per model, traced once per input signature).
-_FORWARD: "weakref.WeakKeyDictionary[keras.Model, Any]" = weakref.WeakKeyDictionary()
+# model -> {(dtype, feature shape): its compiled inference function}.
+_FORWARD: "weakref.WeakKeyDictionary[keras.Model, dict]" = weakref.WeakKeyDictionary()
 
 
-def _forward(model: keras.Model):
-    """`model(x, training=False)` as a tf.function, cached per model.
+def _forward(model: keras.Model, features: tf.Tensor):
+    """`model(x, training=False)` as a tf.function for batches like `features`, cached per
+    model: traced once, for any batch size (input signature [None, ...]).
 
     Not `model.predict_on_batch`: under a distribution strategy that runs the batch on every
     replica (and, multi-worker, concatenates across workers); this runs it once, here.
     """
-    if model not in _FORWARD:
+    functions = _FORWARD.setdefault(model, {})
+    key = (features.dtype, tuple(features.shape[1:]))
+    if key not in functions:
         held = weakref.ref(model)  # the cached function must not keep its model alive
-        _FORWARD[model] = tf.function(
-            lambda x: held()(x, training=False), reduce_retracing=True, autograph=False
+        functions[key] = tf.function(
+            lambda x: held()(x, training=False),
+            input_signature=[tf.TensorSpec([None, *key[1]], key[0])],
+            autograph=False,
         )
-    return _FORWARD[model]
+    return functions[key]
 
 
 def predict_logits(
@@ -87,7 +92,7 @@ def predict_logits(
             )
         features, label = element
         batch_labels = np.asarray(label, dtype=np.float64).reshape(-1)
-        batch_logits = np.asarray(_forward(model)(features), dtype=np.float64).reshape(-1)
+        batch_logits = np.asarray(_forward(model, features)(features), dtype=np.float64).reshape(-1)
         if batch_logits.shape != batch_labels.shape:
             raise ValueError(
                 f"Expected one logit per label (logits [B, 1]); the model returned "
