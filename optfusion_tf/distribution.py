@@ -9,10 +9,10 @@
 
 What this module gives the training code:
 - `make_strategy(name)` and `WorkerRole` (is this process the chief? which input shard?);
-- `shard_of(strategy)`: (index, count) of this worker's slice of every split;
+- `Distribution.shard`: (index, count) of this worker's slice of every split;
 - `gather_rows(strategy, rows)`: every worker's rows [n_i, k] concatenated in worker order, on
   every worker (exact validation AUC over the whole split, identical everywhere);
-- `broadcast_from_chief(strategy, values)`: the chief's small integer vector, on every worker,
+- `broadcast_from_chief(dist, values)`: the chief's small integer vector, on every worker,
   and `sum_over_workers` (e.g. how many workers refused their inputs);
 - two Keras 3.15 workarounds, applied by `GroupedOptimizerModel` (keras-team/keras#20585:
   `fit` under MultiWorkerMirroredStrategy fails in `_maybe_symbolic_build` and when reducing
@@ -93,7 +93,9 @@ class Distribution:
     @property
     def shard(self) -> tuple[int, int] | None:
         """This worker's (index, count) slice of every split; None when one process reads all."""
-        return shard_of(self.strategy)
+        if not in_multi_worker_mode(self.strategy):
+            return None
+        return self.role.worker_index, self.role.num_workers
 
 
 def parse_tf_config(text: str | None) -> WorkerRole:
@@ -181,7 +183,7 @@ def make_strategy(name: str, *, cluster_wait_s: float = DEFAULT_CLUSTER_WAIT_S) 
     faulthandler.dump_traceback_later(cluster_wait_s, exit=True)
     try:
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
-        broadcast_from_chief(strategy, [1])  # returns once every worker is there
+        sum_over_workers(strategy, [1])  # returns once every worker is there
     finally:
         faulthandler.cancel_dump_traceback_later()
     logging.info(
@@ -238,28 +240,10 @@ def sum_over_workers(strategy: tf.distribute.Strategy | None, values: Any) -> li
     return np.asarray(summed).tolist()
 
 
-def broadcast_from_chief(strategy: tf.distribute.Strategy | None, values: Any) -> list[int]:
+def broadcast_from_chief(dist: Distribution, values: Any) -> list[int]:
     """The chief's small vector of integers, on every worker (a collective, like gather_rows)."""
     values = np.asarray(values, np.int64).reshape(-1)
-    if not in_multi_worker_mode(strategy):
-        return values.tolist()
-    return sum_over_workers(strategy, values if _worker_index(strategy) == 0 else 0 * values)
-
-
-def _worker_index(strategy: tf.distribute.Strategy) -> int:
-    resolver = strategy.cluster_resolver
-    spec = resolver.cluster_spec().as_dict()
-    chiefs = len(spec.get("chief", []))
-    return resolver.task_id if resolver.task_type == "chief" else chiefs + resolver.task_id
-
-
-def shard_of(strategy: tf.distribute.Strategy | None) -> tuple[int, int] | None:
-    """(this worker's index, number of workers) for reading its slice of a split, or None
-    when one process reads everything."""
-    if not in_multi_worker_mode(strategy):
-        return None
-    spec = strategy.cluster_resolver.cluster_spec().as_dict()
-    return _worker_index(strategy), sum(len(spec.get(job, [])) for job in _JOBS)
+    return sum_over_workers(dist.strategy, values if dist.role.is_chief else 0 * values)
 
 
 def first_local_values(strategy: tf.distribute.Strategy, structure: Any) -> Any:

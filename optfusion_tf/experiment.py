@@ -341,11 +341,11 @@ def _open_run(config: TrainingConfig, flag_lines: list[str], dist: Distribution)
         try:
             run = open_run_dir(config.run_dir, flag_lines, overwrite=config.overwrite)
         except RunDirError as err:
-            broadcast_from_chief(dist.strategy, [0, 0])
+            broadcast_from_chief(dist, [0, 0])
             raise ExperimentError(f"--run_dir: {err}") from None
-        broadcast_from_chief(dist.strategy, [1, int(run.resuming)])
+        broadcast_from_chief(dist, [1, int(run.resuming)])
     else:
-        opened, resuming = broadcast_from_chief(dist.strategy, [0, 0])
+        opened, resuming = broadcast_from_chief(dist, [0, 0])
         if not opened:
             raise ExperimentError(
                 f"--run_dir: the chief could not open {config.run_dir}; see the chief's log."

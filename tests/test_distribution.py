@@ -25,6 +25,7 @@ from optfusion_tf.distribution import (
     gather_rows,
     make_strategy,
     parse_tf_config,
+    sum_over_workers,
 )
 from optfusion_tf.experiment import ExperimentError, TrainingConfig
 from optfusion_tf.run_dir import RunDirError, open_run_dir, open_worker_run_dir
@@ -73,7 +74,8 @@ def test_strategy_none_and_unknown_names():
 def test_collectives_are_identities_in_one_process():
     rows = np.arange(6.0).reshape(3, 2)
     assert gather_rows(None, rows) is not None and np.array_equal(gather_rows(None, rows), rows)
-    assert broadcast_from_chief(None, [1, 0]) == [1, 0]
+    assert broadcast_from_chief(Distribution(), [1, 0]) == [1, 0]
+    assert sum_over_workers(None, [2, 3]) == [2, 3]
 
 
 @pytest.fixture(scope="module")
