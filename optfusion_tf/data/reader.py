@@ -15,8 +15,11 @@ Two pipelines, with the same output:
   consecutive rows. (Record CRCs are not verified on this path.)
 - Other TFRecord directories (the reference's): TFRecordDataset per shard -> record shuffle
   buffer (training) -> batch -> tf.io.parse_example on whole batches.
-Both read shards in file order when not shuffling (parallel interleave when shuffling), then
-[repeat], and prefetch.
+Both read shards in file order when not shuffling (parallel interleave when shuffling), and
+prefetch. Repeated (training) input is a sequence of passes over the split, each batched on its
+own (its last batch may be smaller, so a pass is exactly one epoch of ceil(rows / batch) steps)
+and shuffled with a seed derived from (seed, pass index): the order of pass k depends only on
+the seed and k, so a run resumed at epoch k reads what an uninterrupted run reads there.
 
 Under `--strategy=multi_worker` each worker reads only its slice of a split (`shard=(i, k)`):
 with our fixed layout, rows [i * N // k, (i + 1) * N // k) of the split (balanced to one row,
@@ -39,6 +42,9 @@ from optfusion_tf.data.stats import STATS_FILE, DatasetStats
 
 DEFAULT_SHUFFLE_BUFFER = 100_000
 CHUNK_RECORDS = 256
+# Pass k of a repeated dataset shuffles with seed * _PASS_SEED_STRIDE + k (distinct passes,
+# distinct seeds, for k below the stride).
+_PASS_SEED_STRIDE = 1_000_003
 _GZIP_SUFFIXES = (".gz", ".gzip")
 
 
@@ -74,6 +80,7 @@ def make_dataset(
     shuffle: bool | None = None,
     seed: int | None = None,
     repeat: bool = False,
+    first_pass: int = 0,
     drop_remainder: bool = False,
     num_fields: int | None = None,
     shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER,
@@ -88,7 +95,10 @@ def make_dataset(
         shuffle: shuffle shard order and records (buffer of `shuffle_buffer`); default True for
             "train", False otherwise.
         seed: shuffle seed (None: a different order every run).
-        repeat: repeat forever (each pass reshuffled).
+        repeat: repeat forever: pass k (k = first_pass, first_pass + 1, ...) shuffled with a
+            seed derived from (seed, k), each pass batched on its own.
+        first_pass: the index of the first pass of a repeated dataset (the number of epochs a
+            resumed run has already trained).
         drop_remainder: drop a last, smaller batch.
         num_fields: F; required without stats.json, checked against it otherwise.
         shuffle_buffer: records in the shuffle buffer.
@@ -113,32 +123,45 @@ def make_dataset(
                 f"{dataset_dir}: num_fields={num_fields} but {STATS_FILE} says {stats.num_fields}"
             )
         shard_files(dataset_dir, split)  # checks the shards are there
-        ds = _fixed_layout_chunks(dataset_dir, stats, split, shuffle, seed, shuffle_buffer, shard)
-        if repeat:
-            ds = ds.repeat()
-        record_bytes = stats.record_bytes
-        ds = ds.map(lambda chunk: tf.reshape(tf.io.decode_raw(chunk, tf.uint8), [-1, record_bytes]))
-        ds = ds.rebatch(batch_size, drop_remainder=drop_remainder)
-        ds = ds.map(_record_decoder(stats), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        record_bytes, decode = stats.record_bytes, _record_decoder(stats)
+
+        def one_pass(pass_seed: tf.Tensor | int | None) -> tf.data.Dataset:
+            ds = _fixed_layout_chunks(
+                dataset_dir, stats, split, shuffle, pass_seed, shuffle_buffer, shard
+            )
+            ds = ds.map(lambda chunk: tf.reshape(tf.io.decode_raw(chunk, tf.uint8), [-1, record_bytes]))
+            ds = ds.rebatch(batch_size, drop_remainder=drop_remainder)
+            return ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
     else:
         if num_fields is None:
             raise DataError(
                 f"{dataset_dir}: no {STATS_FILE} (a reference-format directory?): pass num_fields"
             )
         files = shard_files(dataset_dir, split)
-        ds = _generic_records(
-            files, _compression_of(files[0]), shuffle, seed, shuffle_buffer, shard
-        )
-        if repeat:
-            ds = ds.repeat()
-        ds = ds.batch(
-            batch_size,
-            drop_remainder=drop_remainder,
-            num_parallel_calls=tf.data.AUTOTUNE,
-            deterministic=True,
-        )
-        ds = ds.map(
-            _example_parser(num_fields), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+        parse = _example_parser(num_fields)
+
+        def one_pass(pass_seed: tf.Tensor | int | None) -> tf.data.Dataset:
+            ds = _generic_records(
+                files, _compression_of(files[0]), shuffle, pass_seed, shuffle_buffer, shard
+            )
+            ds = ds.batch(
+                batch_size,
+                drop_remainder=drop_remainder,
+                num_parallel_calls=tf.data.AUTOTUNE,
+                deterministic=True,
+            )
+            return ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+    if not repeat:
+        ds = one_pass(seed)
+    else:
+        if isinstance(first_pass, bool) or not isinstance(first_pass, int) or first_pass < 0:
+            raise ValueError(f"first_pass must be an integer >= 0. Received: {first_pass!r}")
+        ds = tf.data.Dataset.range(first_pass, 2**62).flat_map(
+            lambda k: one_pass(
+                None if seed is None else tf.constant(seed, tf.int64) * _PASS_SEED_STRIDE + k
+            )
         )
     return ds.prefetch(tf.data.AUTOTUNE)
 

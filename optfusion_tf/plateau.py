@@ -1,0 +1,136 @@
+"""Early stopping with a learning-rate step on a validation plateau, resumable.
+
+`ValidationPlateau` is FuxiCTR's `checkpoint_and_earlystop` (`fuxictr/pytorch/models/rank_model.py`)
+as a Keras callback: after every epoch whose validation AUC does not beat the best so far by
+more than `min_delta`, the learning rate of every optimizer group is multiplied by `factor` (not
+below `min_lr`), and training stops once `patience` such epochs come in a row; an improvement
+resets the count. With `factor=1` it is Keras' `EarlyStopping(mode="max")`.
+
+Keras' own callbacks do not fit: `ReduceLROnPlateau` changes `model.optimizer.learning_rate`,
+which a `MultiOptimizer` (our three groups) does not have, and both it and `EarlyStopping` start
+again from nothing after a `BackupAndRestore` resume, so a resumed run trained at least one epoch
+more than an uninterrupted one. Here the state (best value, epochs without improvement) is
+replayed, at the first epoch of a fit, from the history of the epochs that finished before it
+(`ExactValidationMetrics.records`, kept in epochs.json); the learning rates themselves are
+optimizer variables and come back with the backup.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Sequence
+
+import keras
+from absl import logging
+
+
+class ValidationPlateau(keras.callbacks.Callback):
+    """Stops training, and steps the learning rates down, on a plateau of a validation metric.
+
+    Place it after the callback that writes `monitor` into the epoch logs
+    (`ExactValidationMetrics`) and before `BackupAndRestore`, so that a backup holds the
+    learning rates this callback set.
+
+    Args:
+        history: returns the records of the finished epochs (dicts with "epoch", 1-based, and
+            `monitor`), e.g. `lambda: metrics.records`; read once, at the first epoch of a fit.
+        monitor: the metric to maximize (NaN counts as no improvement).
+        patience: epochs without improvement, in a row, before stopping (0: stop at the first).
+        factor: learning-rate multiplier on every epoch without improvement, in (0, 1].
+        min_lr: the learning rates are not stepped below this.
+        min_delta: an improvement must beat the best by more than this.
+
+    Attributes:
+        best: the best monitored value so far (None before the first finite one).
+        wait: epochs without improvement since the best.
+        stopped_epoch: the 1-based epoch after which training stopped, or 0.
+    """
+
+    def __init__(
+        self,
+        history: Callable[[], Sequence[dict[str, Any]]],
+        *,
+        monitor: str = "val_auc",
+        patience: int = 2,
+        factor: float = 1.0,
+        min_lr: float = 0.0,
+        min_delta: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
+            raise ValueError(f"`patience` must be an integer >= 0. Received: patience={patience!r}")
+        if not 0.0 < factor <= 1.0:
+            raise ValueError(f"`factor` must be in (0, 1]. Received: factor={factor!r}")
+        if not min_lr >= 0.0 or not min_delta >= 0.0:
+            raise ValueError(
+                f"`min_lr` and `min_delta` must be >= 0. Received: min_lr={min_lr!r}, "
+                f"min_delta={min_delta!r}"
+            )
+        self.history = history
+        self.monitor = monitor
+        self.patience = patience
+        self.factor = float(factor)
+        self.min_lr = float(min_lr)
+        self.min_delta = float(min_delta)
+        self.best: float | None = None
+        self.wait = 0
+        self.stopped_epoch = 0
+        self._replayed = False
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self.best, self.wait, self.stopped_epoch, self._replayed = None, 0, 0, False
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        if self._replayed:
+            return
+        # `epoch` (0-based) is the number of epochs finished before this fit (BackupAndRestore
+        # has restored them by now); records of later epochs belong to an epoch redone now.
+        for record in self.history():
+            if record["epoch"] <= epoch:
+                self._update(record.get(self.monitor))
+        self._replayed = True
+        if epoch:
+            logging.info(
+                "Resumed early stopping at epoch %d: best %s %s, %d epoch(s) without improvement.",
+                epoch, self.monitor, "none" if self.best is None else f"{self.best:.5f}", self.wait,
+            )
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if self._update((logs or {}).get(self.monitor)):
+            return
+        if self.factor < 1.0:
+            for optimizer in group_optimizers(self.model):
+                old = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+                new = max(old * self.factor, self.min_lr)
+                if new < old:
+                    optimizer.learning_rate.assign(new)
+                    logging.info(
+                        "epoch %d: no %s gain; learning rate of %s %.3g -> %.3g",
+                        epoch + 1, self.monitor, optimizer.name, old, new,
+                    )
+        if self.wait > self.patience - 1:
+            self.stopped_epoch = epoch + 1
+            self.model.stop_training = True
+            logging.info(
+                "epoch %d: %d epoch(s) without %s gain: early stop (best %.5f).",
+                epoch + 1, self.wait, self.monitor, math.nan if self.best is None else self.best,
+            )
+
+    def _update(self, value: Any) -> bool:
+        """Counts one epoch with this monitored value; returns whether it improved."""
+        value = None if value is None else float(value)
+        if value is not None and math.isfinite(value) and (
+            self.best is None or value > self.best + self.min_delta
+        ):
+            self.best, self.wait = value, 0
+            return True
+        self.wait += 1
+        return False
+
+
+def group_optimizers(model: keras.Model) -> list[keras.optimizers.Optimizer]:
+    """The optimizers that hold the model's learning rates: every group of a MultiOptimizer
+    (GroupedOptimizerModel), else the model's one optimizer."""
+    optimizer = model.optimizer
+    inner = getattr(optimizer, "optimizers", None)
+    return list(inner) if isinstance(optimizer, keras.optimizers.MultiOptimizer) else [optimizer]
