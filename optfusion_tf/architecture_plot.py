@@ -2,7 +2,10 @@
 
 `draw_architecture` lays the DAG out by level (x) and kind (y: shallow row on top, deep row at the
 bottom, E and O in the middle). It draws only connected edges (alpha > 0): dark when both ends are
-live (what a hard re-train builds), faint and dashed otherwise; non-live nodes are faded. Every
+live (reaching O: what a re-train builds), faint and dashed otherwise; non-live nodes are faded.
+x0 = E, the input every shallow node receives whatever alpha says, is drawn as a dotted orange
+line to each live shallow node, and a live node with no connected input is labelled ("x0 only"
+for a shallow node, "constant" for a deep one), so that no reader takes it for dead. Every
 fusing node carries its chosen operation (argmax beta, what OptFusion-Hard uses) with its
 probability, and a small stacked bar of softmax(beta) over the four operations.
 
@@ -41,6 +44,8 @@ _NODE_COLOURS = {
 _OPERATION_COLOURS = dict(zip(OPERATIONS, ("#1b9e77", "#d95f02", "#7570b3", "#e7298a")))
 _LIVE_EDGE = {"color": "#303030", "linewidth": 1.5, "alpha": 0.9, "linestyle": "-"}
 _DEAD_EDGE = {"color": "#b0b0b0", "linewidth": 1.0, "alpha": 0.7, "linestyle": "--"}
+_X0_EDGE = {"color": "#e08214", "linewidth": 1.0, "alpha": 0.8, "linestyle": ":"}
+_UNFED_LABEL = {"shallow": "x0 only", "deep": "constant", "output": "constant"}
 
 
 def softmax(logits: tuple[float, ...]) -> tuple[float, ...]:
@@ -120,26 +125,36 @@ def draw_architecture(
             is_live = src in live and dst in live
             live_edges += is_live
             _draw_edge(ax, circles[src], circles[dst], _LIVE_EDGE if is_live else _DEAD_EDGE)
+    for dst, sources in arch.implicit_inputs.items():
+        if dst in live:
+            for src in sources:
+                _draw_edge(ax, circles[src], circles[dst], _X0_EDGE, bend=-0.3)
+    for node in arch.unfed_nodes:
+        x, y = positions[node]
+        below = space.kind(node) == "shallow"
+        ax.text(x, y + (-1.0 if below else 1.0) * (_NODE_RADIUS + 0.14),
+                _UNFED_LABEL[space.kind(node) if node != "O" else "output"], ha="center",
+                va="center", fontsize=7, style="italic", color="#505050", zorder=4)
 
     ax.legend(
         handles=[Patch(facecolor=c, label=op.upper()) for op, c in _OPERATION_COLOURS.items()]
         + [
             Line2D([], [], label="live edge", **_LIVE_EDGE),
             Line2D([], [], label="connected, not live", **_DEAD_EDGE),
+            Line2D([], [], label="x0 = E", **_X0_EDGE),
         ],
         loc="upper center",
         bbox_to_anchor=(0.5, 0.0),
-        ncol=6,
+        ncol=7,
         fontsize=8,
         frameon=False,
         handlelength=1.2,
         columnspacing=1.0,
     )
     if title is None:
-        what = (
-            f"{len(live)} live nodes, {live_edges} live edges"
-            if live
-            else "no path from E to O"
+        unfed = len(arch.unfed_nodes)
+        what = f"{len(live)} live nodes, {live_edges} live edges" + (
+            f", {unfed} with no connected input" if unfed else ""
         )
         dataset = f" · {arch.dataset}" if arch.dataset else ""
         title = f"{arch.source} · n={arch.n} · {arch.shallow}{dataset}\n{what}"
@@ -196,11 +211,15 @@ def figure_to_array(fig: Figure) -> np.ndarray:
     return np.asarray(canvas.buffer_rgba(), dtype=np.uint8)[np.newaxis].copy()
 
 
-def _draw_edge(ax, start: Circle, end: Circle, style: dict) -> None:
-    """An arrow between two node circles; skips along a row bend away from the nodes between."""
+def _draw_edge(ax, start: Circle, end: Circle, style: dict, bend: float | None = None) -> None:
+    """An arrow between two node circles; skips along a row bend away from the nodes between.
+
+    `bend` overrides the arc's curvature (arc3 `rad`)."""
     (x0, y0), (x1, y1) = start.center, end.center
     gap = x1 - x0
-    if y0 == y1 and gap > 1:
+    if bend is not None:
+        rad = bend
+    elif y0 == y1 and gap > 1:
         # Same row: bend outwards (up for the shallow row, down for the deep row), more for
         # longer skips, so the arrow does not run through the nodes in between. arc3 bends to
         # the right of the direction of travel for rad > 0, so "up" is rad < 0.

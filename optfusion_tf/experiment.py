@@ -20,6 +20,7 @@ deleted at the end).
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import shutil
@@ -45,6 +46,7 @@ from optfusion_tf.distribution import (
 from optfusion_tf.evaluation import ExactValidationMetrics, StopOnNaN, evaluate_split
 from optfusion_tf.lazy_adam import make_embedding_optimizer
 from optfusion_tf.model import OptFusionModel
+from optfusion_tf.plateau import ValidationPlateau
 from optfusion_tf.run_dir import (
     RunDir,
     RunDirError,
@@ -56,6 +58,8 @@ from optfusion_tf.tensorboard_callbacks import ArchitectureSummaries
 
 MODEL_FILE = "model.keras"
 EVAL_BATCH_SIZE = 16384
+# Validation rows on which the per-operation output scales are logged every epoch.
+PROBE_ROWS = 4096
 
 
 class ExperimentError(RuntimeError):
@@ -81,6 +85,7 @@ class TrainingConfig:
     l2_emb: float = 3e-6
     l2_nn: float = 3e-6
     embedding_optimizer: str = "lazy_adam"
+    operation_norm: str = "none"
     seed: int = 2024
     overwrite: bool = False
     strategy: str = "none"
@@ -170,19 +175,20 @@ def retrain_arch(config: TrainingConfig, stats: DatasetStats, given: set[str]) -
         return preset_arch(
             config.preset, n=config.n, shallow=config.shallow, dataset=stats.dataset,
             num_fields=stats.num_fields, feature_num=stats.feature_num, emb_dim=config.emb_dim,
+            operation_norm=config.operation_norm,
         )
     try:
         arch = ArchSpec.load(config.arch)
         arch.check_compatible(
             dataset=stats.dataset, num_fields=stats.num_fields, feature_num=stats.feature_num
         )
-        for key in ("n", "shallow", "emb_dim"):
+        for key in ("n", "shallow", "emb_dim", "operation_norm"):
             if key in given and getattr(config, key) != getattr(arch, key):
                 raise ArchSpecError(
                     f"--{key}={getattr(config, key)!r} does not match the arch, which was searched "
                     f"with {key}={getattr(arch, key)!r}; drop --{key} or search again."
                 )
-        arch.check_trainable()
+        arch.check_trainable(config.fusion)
     except ArchSpecError as err:
         raise ExperimentError(f"--arch: {err}") from None
     if config.init_from_search and not os.path.isfile(_search_model_path(config.arch)):
@@ -211,7 +217,7 @@ def _search(
         feature_num=stats.feature_num, num_fields=stats.num_fields, emb_dim=config.emb_dim,
         n=config.n, shallow=config.shallow, dropout=config.dropout,
         batch_norm=config.batch_norm, init_constant=config.init_constant, seed=config.seed,
-        dataset=stats.dataset,
+        dataset=stats.dataset, operation_norm=config.operation_norm,
     )
     if config.selection == "one_shot":
         model, best_epoch = _fit(
@@ -265,14 +271,19 @@ def _retrain(
         feature_num=stats.feature_num, num_fields=stats.num_fields, emb_dim=arch.emb_dim,
         n=arch.n, shallow=arch.shallow, fusion=fusion, arch=arch, dropout=config.dropout,
         batch_norm=config.batch_norm, seed=config.seed, dataset=stats.dataset,
+        operation_norm=arch.operation_norm,
     )
+    warnings = arch.numerical_warnings(fusion)
+    for warning in warnings:
+        logging.warning("%s", warning)
     if config.init_from_search and not run.resuming:
         model.load_search_weights(keras.saving.load_model(_search_model_path(config.arch)))
     arch.save(run.arch_path)
     draw_architecture(arch, path=run.architecture_png, title=f"{fusion} re-train on {stats.dataset}")
     model, best_epoch = _fit(config, stats, _Phase("retrain", model, run, run, dist))
     return _finish(
-        config, stats, run, model, started, best_epoch, dist, stage="retrain", arch=arch, fusion=fusion
+        config, stats, run, model, started, best_epoch, dist, stage="retrain", arch=arch,
+        fusion=fusion, warnings=warnings,
     )
 
 
@@ -386,23 +397,21 @@ def _fit(config: TrainingConfig, stats: DatasetStats, phase: _Phase) -> tuple[Op
         return model, int(metrics.best["epoch"])
     os.makedirs(run.checkpoints_dir, exist_ok=True)
     compile_for_training(model, config)
-    train = training_batches(config, dist)
+    train = training_batches(config, dist, first_pass=_backed_up_epochs(phase.backup_dir))
     steps = math.ceil(stats.rows["train"] / config.batch_size)
     nan_guard = StopOnNaN()
     best_so_far = metrics.best
     callbacks = [
         nan_guard,
         metrics,  # writes val_auc / val_logloss into the logs the callbacks below read
-        keras.callbacks.EarlyStopping(
-            monitor="val_auc", mode="max", patience=config.patience, restore_best_weights=False
-        ),
+        ValidationPlateau(lambda: metrics.records, monitor="val_auc", patience=config.patience),
         keras.callbacks.ModelCheckpoint(
             run.best_weights_path, monitor="val_auc", mode="max", save_best_only=True,
             save_weights_only=True,
             initial_value_threshold=None if best_so_far is None else best_so_far["val_auc"],
         ),
         keras.callbacks.TensorBoard(run.tensorboard_dir, histogram_freq=0),
-        ArchitectureSummaries(run.tensorboard_dir),
+        ArchitectureSummaries(run.tensorboard_dir, probe_ids=next(iter(valid))[0][:PROBE_ROWS]),
         keras.callbacks.BackupAndRestore(phase.backup_dir),  # last: a backup means the epoch is done
     ]
     logging.info(
@@ -443,13 +452,24 @@ def compile_for_training(model: OptFusionModel, config: TrainingConfig) -> None:
     )
 
 
-def training_batches(config: TrainingConfig, dist: Distribution) -> Any:
-    """The training split, repeated: global batches of config.batch_size, or, under a strategy,
-    per-replica batches from each worker's slice of the split."""
+def _backed_up_epochs(backup_dir: str) -> int:
+    """The epochs BackupAndRestore has saved in `backup_dir` (0 when there is no backup)."""
+    path = os.path.join(backup_dir, "training_metadata.json")
+    if not os.path.isfile(path):
+        return 0
+    with open(path, encoding="utf-8") as f:
+        return int(json.load(f)["epoch"])
+
+
+def training_batches(config: TrainingConfig, dist: Distribution, first_pass: int = 0) -> Any:
+    """The training split, repeated from pass `first_pass` on (one pass an epoch, each in its
+    own seeded order): global batches of config.batch_size, or, under a strategy, per-replica
+    batches from each worker's slice of the split."""
 
     def batches(batch_size: int, shard: tuple[int, int] | None) -> Any:
         return make_dataset(
-            config.dataset_dir, "train", batch_size, seed=config.seed, repeat=True, shard=shard
+            config.dataset_dir, "train", batch_size, seed=config.seed, repeat=True,
+            first_pass=first_pass, shard=shard,
         )
 
     if dist.strategy is None:

@@ -15,8 +15,8 @@ that factor.
 
 from __future__ import annotations
 
-from optfusion_tf.arch_spec import OPERATIONS
-from optfusion_tf.model import MIXTURE, OptFusionModel
+from optfusion_tf.arch_spec import MIXTURE, OPERATIONS
+from optfusion_tf.model import OptFusionModel
 
 
 def analytic_flops_per_sample(model: OptFusionModel) -> int:
@@ -25,13 +25,14 @@ def analytic_flops_per_sample(model: OptFusionModel) -> int:
     total = 2 * width + 1  # the output Dense(1)
     for plan in model.graph:
         k = len(plan.inputs)
+        gated = plan.masked or plan.unfed
         if plan.fusion is None:
-            total += width if plan.masked else 0  # S0's c * E
+            total += width if gated else 0  # S0's c * E
         elif plan.fusion == MIXTURE:
-            total += sum(_fusion_flops(op, k, width, plan.masked) for op in OPERATIONS)
+            total += sum(_fusion_flops(op, k, width, gated) for op in OPERATIONS)
             total += (2 * len(OPERATIONS) - 1) * width  # scale each result, sum them
         else:
-            total += _fusion_flops(plan.fusion, k, width, plan.masked)
+            total += _fusion_flops(plan.fusion, k, width, gated)
         if plan.kind == "shallow":
             total += _shallow_flops(model.shallow, model.num_fields, model.emb_dim)
         elif plan.kind == "deep":

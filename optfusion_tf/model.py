@@ -19,8 +19,13 @@ The graph (paper Sec. 3.1, DESIGN.md sections 3-4), with W = num_fields * emb_di
     add|prod|concat|att  fixed by `arch`                 that operation everywhere (Table 4)
 
 Search modes build every node and feed every fusion all K candidate inputs with their 0/1
-connections. Every other mode builds only `arch.live_nodes` (fed from E and reaching O) and
-feeds each node only `arch.live_inputs(node)`, with no masking work: a pruned, smaller graph.
+connections. Every other mode builds `arch.live_nodes` (every node that reaches O) and feeds
+each node only its connected inputs, with no masking work: only nodes that cannot change the
+output are pruned, so the model computes what the supernet computes for that architecture
+(tested against the supernet, every mode, n = 1..4). A live node with no connected input
+("unfed") gets what the supernet's fusion gives when every candidate is disconnected: its
+fusion sees one candidate, E, gated by a constant 0 (ADD -> 0, PROD -> 1, CONCAT -> its bias,
+ATT -> 0, the mixture their weighted sum; S0 gets 0). A shallow node still receives x0 = E.
 """
 
 from __future__ import annotations
@@ -29,20 +34,28 @@ import dataclasses
 import functools
 import itertools
 import math
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import keras
 import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from optfusion_tf.arch_spec import OPERATIONS, SHALLOW_COMPONENTS, ArchSpec, preset_arch
+from optfusion_tf.arch_spec import (
+    MIXTURE,
+    OPERATIONS,
+    SHALLOW_COMPONENTS,
+    ArchSpec,
+    one_hot_beta,
+    preset_arch,
+)
 from optfusion_tf.fusion import (
     FUSION_OPERATIONS,
     FusionMixture,
     FusionOperation,
     make_fusion_operation,
 )
+from optfusion_tf.fusion.base import check_output_norm
 from optfusion_tf.layers import DeepBlock, make_shallow_layer
 from optfusion_tf.layers.initializers import torch_linear_kernel_initializer
 from optfusion_tf.layers.types import Tensor
@@ -55,7 +68,6 @@ FUSION_MODES = ("search", "search_connections", "search_operations", "hard", "so
 CONNECTION_SEARCH_MODES = ("search", "search_connections")
 # Modes whose operations are searched (beta is a trainable variable).
 OPERATION_SEARCH_MODES = ("search", "search_operations")
-MIXTURE = "mixture"
 # PyTorch's xavier_normal_ on the reference's [1, 4] beta of each node: sqrt(2 / (4 + 1)).
 BETA_INIT_STDDEV = math.sqrt(2.0 / (len(OPERATIONS) + 1))
 # Seeds of the sublayers' initializers are spaced so that a layer may derive a few from its own.
@@ -73,6 +85,9 @@ class NodePlan:
         fusion: "add" | "prod" | "concat" | "att" | "mixture", or None for S0 (one input, no
             fusion operation).
         masked: whether the inputs are gated by the connections STE(alpha) (search modes).
+        unfed: the node has no connected input (fixed modes): `inputs` is ("E",), gated by a
+            constant 0, which gives the value the supernet computes when every candidate is
+            disconnected.
     """
 
     node: str
@@ -80,6 +95,7 @@ class NodePlan:
     inputs: tuple[str, ...]
     fusion: str | None
     masked: bool
+    unfed: bool = False
 
 
 @keras.saving.register_keras_serializable(package="optfusion")
@@ -101,6 +117,9 @@ class OptFusionModel(GroupedOptimizerModel):
             every edge starts connected).
         embedding_init_std: standard deviation of the normal embedding init (the reference's
             `--emb_std` default, 1e-2).
+        operation_norm: "none" (the paper's operations) or "rms": every fusion operation's
+            output is rescaled to unit RMS per example (optfusion_tf/fusion/base.py), in search
+            and re-train alike.
         seed: seeds every initializer (and the dropout) for a reproducible model; None draws
             them from Keras' global seed (`keras.utils.set_random_seed`).
         dataset: dataset kind, recorded in `current_arch()` and checked against `arch`.
@@ -129,6 +148,7 @@ class OptFusionModel(GroupedOptimizerModel):
         embedding_init_std: float = 1e-2,
         seed: int | None = None,
         dataset: str = "",
+        operation_norm: str = "none",
         **kwargs: Any,
     ) -> None:
         for key, value in (("feature_num", feature_num), ("num_fields", num_fields),
@@ -156,9 +176,12 @@ class OptFusionModel(GroupedOptimizerModel):
                 "`embedding_init_std` must be a positive number. "
                 f"Received: embedding_init_std={embedding_init_std!r}"
             )
+        check_output_norm(operation_norm)
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
             raise ValueError(f"`seed` must be an integer or None. Received: seed={seed!r}")
-        arch = _checked_arch(arch, fusion, dataset, num_fields, feature_num, n, shallow)
+        arch = _checked_arch(
+            arch, fusion, dataset, num_fields, feature_num, n, shallow, operation_norm
+        )
         super().__init__(**kwargs)
         self.feature_num = feature_num
         self.num_fields = num_fields
@@ -174,6 +197,7 @@ class OptFusionModel(GroupedOptimizerModel):
         self.embedding_init_std = float(embedding_init_std)
         self.seed = seed
         self.dataset = dataset
+        self.operation_norm = operation_norm
         self.space = SearchSpace(n)
 
         self._graph = _plan(self.space, fusion, arch)
@@ -196,7 +220,8 @@ class OptFusionModel(GroupedOptimizerModel):
                     make_fusion_operation, plan.fusion
                 )
                 self.fusions[plan.node] = make(
-                    len(plan.inputs), name=f"fusion_{plan.node}", **_initializers(next(layer_seeds))
+                    len(plan.inputs), name=f"fusion_{plan.node}", output_norm=operation_norm,
+                    **_initializers(next(layer_seeds)),
                 )
             if plan.kind == "shallow":
                 self.components[plan.node] = make_shallow_layer(
@@ -243,6 +268,7 @@ class OptFusionModel(GroupedOptimizerModel):
         arch = preset_arch(
             preset, n=n, shallow=shallow, dataset=dataset, num_fields=num_fields,
             feature_num=feature_num, emb_dim=emb_dim,
+            operation_norm=kwargs.get("operation_norm", "none"),
         )
         return cls(
             feature_num=feature_num, num_fields=num_fields, emb_dim=emb_dim, n=n,
@@ -313,6 +339,16 @@ class OptFusionModel(GroupedOptimizerModel):
     # ---- forward ---------------------------------------------------------------------------
 
     def call(self, feature_ids: Tensor, training: bool | None = None) -> Tensor:
+        return self._forward(feature_ids, training)
+
+    def _forward(
+        self,
+        feature_ids: Tensor,
+        training: bool | None = None,
+        observe: Callable[[NodePlan, list[Tensor], Tensor | None], None] | None = None,
+    ) -> Tensor:
+        """The logits [batch, 1]; `observe(plan, inputs, connections)` sees every fusion's
+        inputs (diagnostics)."""
         ids = ops.convert_to_tensor(feature_ids)
         if keras.backend.standardize_dtype(ids.dtype) not in ("int32", "int64"):
             ids = ops.cast(ids, "int32")
@@ -330,6 +366,10 @@ class OptFusionModel(GroupedOptimizerModel):
             if plan.masked:
                 start, stop = self._edge_slices[plan.node]
                 node_connections = connections[start:stop]
+            elif plan.unfed:
+                node_connections = ops.zeros((1,), dtype=flat.dtype)
+            if observe is not None:
+                observe(plan, inputs, node_connections)
             if plan.fusion is None:  # S0: its single input E, gated in search
                 fused = inputs[0] if node_connections is None else ops.multiply(
                     inputs[0], node_connections[0]
@@ -348,6 +388,34 @@ class OptFusionModel(GroupedOptimizerModel):
                 outputs[plan.node] = self.output_layer(fused)
         return outputs[OUTPUT]
 
+    def operation_scales(self, feature_ids: Tensor) -> dict[str, dict[str, tuple[float, float]]]:
+        """For every node with a softmax(beta) mixture: operation -> (mean |output|, share of
+        exact zeros) of that operation on these examples, before any `operation_norm`.
+
+        Args:
+            feature_ids: int [batch, F], e.g. a batch of validation rows.
+
+        Shows whether the mixture compares like with like: at init (F=39, n=3) PROD at O, over
+        8 mostly-ReLU inputs, is ~4e-18 with 87% exact zeros while ADD is ~0.03.
+        """
+        self._ensure_built()
+        scales: dict[str, dict[str, tuple[float, float]]] = {}
+
+        def observe(plan: NodePlan, inputs: list[Tensor], connections: Tensor | None) -> None:
+            if plan.fusion != MIXTURE:
+                return
+            outputs = self.fusions[plan.node].unnormalized_outputs(inputs, connections)
+            scales[plan.node] = {
+                name: (
+                    float(ops.mean(ops.abs(value))),
+                    float(ops.mean(ops.cast(ops.equal(value, 0.0), "float32"))),
+                )
+                for name, value in outputs.items()
+            }
+
+        self._forward(feature_ids, training=False, observe=observe)
+        return scales
+
     def _operation_weights(self, node: str, searched: Tensor | None) -> Tensor:
         """softmax(beta) of `node`: the live variable's row in search, else the arch's."""
         if searched is not None:
@@ -359,7 +427,7 @@ class OptFusionModel(GroupedOptimizerModel):
     def current_arch(self) -> ArchSpec:
         """The architecture now: from the live alpha/beta in search modes, else `arch`.
 
-        In "search_connections" every node's beta is the one-hot ADD (the operation used).
+        In "search_connections" every node's beta is `one_hot_beta("add")` (the operation used).
         """
         self._ensure_built()
         if self.fusion not in CONNECTION_SEARCH_MODES + OPERATION_SEARCH_MODES:
@@ -373,12 +441,11 @@ class OptFusionModel(GroupedOptimizerModel):
             rows = self.beta.numpy().tolist()
             beta = {node: tuple(rows[i]) for i, node in enumerate(self.space.fusing_nodes)}
         else:
-            add = tuple(float(op == "add") for op in OPERATIONS)
-            beta = {node: add for node in self.space.fusing_nodes}
+            beta = {node: one_hot_beta("add") for node in self.space.fusing_nodes}
         return ArchSpec(
             n=self.n, shallow=self.shallow, alpha=alpha, beta=beta, dataset=self.dataset,
             num_fields=self.num_fields, feature_num=self.feature_num, emb_dim=self.emb_dim,
-            source=self.fusion,
+            source=self.fusion, operation_norm=self.operation_norm,
         )
 
     def load_search_weights(self, search_model: "OptFusionModel") -> None:
@@ -444,6 +511,7 @@ class OptFusionModel(GroupedOptimizerModel):
                 "embedding_init_std": self.embedding_init_std,
                 "seed": self.seed,
                 "dataset": self.dataset,
+                "operation_norm": self.operation_norm,
             }
         )
         return config
@@ -471,6 +539,7 @@ def _checked_arch(
     feature_num: int,
     n: int,
     shallow: str,
+    operation_norm: str,
 ) -> ArchSpec | None:
     """The arch as an ArchSpec, validated against the mode and the model's shape."""
     if fusion in CONNECTION_SEARCH_MODES:
@@ -488,9 +557,10 @@ def _checked_arch(
     if not isinstance(arch, ArchSpec):
         arch = ArchSpec.from_dict(arch)
     arch.check_compatible(
-        dataset=dataset, num_fields=num_fields, feature_num=feature_num, n=n, shallow=shallow
+        dataset=dataset, num_fields=num_fields, feature_num=feature_num, n=n, shallow=shallow,
+        operation_norm=operation_norm,
     )
-    arch.check_trainable()
+    arch.check_trainable(fusion)
     return arch
 
 
@@ -498,25 +568,25 @@ def _plan(space: SearchSpace, fusion: str, arch: ArchSpec | None) -> tuple[NodeP
     """The nodes to build and how each is computed."""
     plans = []
     if fusion in CONNECTION_SEARCH_MODES:
-        nodes = space.nodes[1:]
-    else:
-        nodes = tuple(node for node in arch.live_nodes if node != EMBEDDING)
-    for node in nodes:
-        masked = fusion in CONNECTION_SEARCH_MODES
-        inputs = space.candidate_inputs(node) if masked else arch.live_inputs(node)
-        if node not in space.fusing_nodes:
-            operation = None
-        elif fusion in ("search", "search_operations", "soft"):
-            operation = MIXTURE
-        elif fusion == "search_connections":
-            operation = "add"
-        elif fusion == "hard":
-            operation = arch.operations[node]
-        else:
-            operation = fusion
-        kind = "output" if node == OUTPUT else space.kind(node)
-        plans.append(NodePlan(node, kind, tuple(inputs), operation, masked))
+        operation = MIXTURE if fusion in OPERATION_SEARCH_MODES else "add"
+        for node in space.nodes[1:]:
+            plans.append(NodePlan(
+                node, _kind(space, node), space.candidate_inputs(node),
+                operation if node in space.fusing_nodes else None, masked=True,
+            ))
+        return tuple(plans)
+    operations = arch.operations_for(fusion)
+    for node in arch.live_nodes[1:]:
+        inputs = arch.connections[node]
+        plans.append(NodePlan(
+            node, _kind(space, node), inputs or (EMBEDDING,), operations.get(node),
+            masked=False, unfed=not inputs,
+        ))
     return tuple(plans)
+
+
+def _kind(space: SearchSpace, node: str) -> str:
+    return "output" if node == OUTPUT else space.kind(node)
 
 
 def _edge_slices(space: SearchSpace) -> dict[str, tuple[int, int]]:

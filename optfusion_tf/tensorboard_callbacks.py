@@ -11,12 +11,17 @@ step = epoch (0-based, the step Keras uses for its `epoch_*` scalars):
     architecture              image: the DAG with chosen edges and operations (architecture_plot)
     lr/embedding, lr/network, lr/architecture
                               current learning rates of the model's optimizer groups, if present
+    operation_scale/<node>/<op>, operation_zeros/<node>/<op>
+                              mean |output| and share of exact zeros of every operation of every
+                              softmax(beta) mixture, on `probe_ids` (a batch of validation rows),
+                              before any --operation_norm: whether beta compares like with like
     val_auc, val_logloss      from the epoch logs (place the callback after ExactValidationMetrics)
 """
 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import keras
 import numpy as np
@@ -49,12 +54,20 @@ class ArchitectureSummaries(keras.callbacks.Callback):
         log_dir: the same directory given to keras.callbacks.TensorBoard; this callback writes to
             `<log_dir>/architecture`.
         arch: fixed architecture for models without `current_arch()`; optional.
+        probe_ids: optional int [batch, F] feature ids for the operation scales (models with
+            `operation_scales`, i.e. OptFusionModel; nothing is written without mixtures).
     """
 
-    def __init__(self, log_dir: str | os.PathLike, arch: ArchSpec | None = None) -> None:
+    def __init__(
+        self,
+        log_dir: str | os.PathLike,
+        arch: ArchSpec | None = None,
+        probe_ids: Any = None,
+    ) -> None:
         super().__init__()
         self.log_dir = os.path.join(os.fspath(log_dir), RUN_NAME)
         self.arch = arch
+        self.probe_ids = probe_ids
         self._writer: tf.summary.SummaryWriter | None = None
         self._last_arch: ArchSpec | None = None
 
@@ -78,6 +91,12 @@ class ArchitectureSummaries(keras.callbacks.Callback):
             for key in LOGGED_METRICS:
                 if key in logs:
                     tf.summary.scalar(key, float(logs[key]))
+            scales = getattr(self.model, "operation_scales", None)
+            if self.probe_ids is not None and callable(scales):
+                for node, by_operation in scales(self.probe_ids).items():
+                    for op, (mean_abs, zeros) in by_operation.items():
+                        tf.summary.scalar(f"operation_scale/{node}/{op}", mean_abs)
+                        tf.summary.scalar(f"operation_zeros/{node}/{op}", zeros)
         self._writer.flush()
 
     def on_train_end(self, logs: dict | None = None) -> None:

@@ -5,10 +5,13 @@ import json
 
 import pytest
 
+from optfusion_tf.architecture_plot import softmax
 from optfusion_tf.arch_spec import (
+    MIXTURE,
     OPERATIONS,
     ArchSpec,
     ArchSpecError,
+    one_hot_beta,
     preset_arch,
 )
 from optfusion_tf.search_space import SearchSpace, edge_name
@@ -45,10 +48,20 @@ def test_parallel_preset_is_two_chains_concatenated():
 def test_stacked_preset_is_one_chain_through_s0():
     arch = preset_arch("stacked", n=2, shallow="cin", **SHAPE)
     assert arch.live_nodes == ("E", "S0", "D1", "D2", "O")
-    assert [arch.live_inputs(v) for v in ("S0", "D1", "D2", "O")] == [
+    assert [arch.connections[v] for v in ("S0", "D1", "D2", "O")] == [
         ("E",), ("S0",), ("D1",), ("D2",)
     ]
     assert arch.shallow == "cin"
+
+
+@pytest.mark.parametrize("preset", ["parallel", "stacked"])
+def test_preset_beta_softmax_is_exactly_the_chosen_operation(preset):
+    arch = preset_arch(preset, n=2, shallow="crossnet", **SHAPE)
+    for node, logits in arch.beta.items():
+        probabilities = softmax(logits)
+        assert probabilities[OPERATIONS.index(arch.operations[node])] == 1.0, node
+        assert sorted(probabilities) == [0.0, 0.0, 0.0, 1.0]
+    assert arch.beta["S1"] == one_hot_beta("add")
 
 
 def test_unknown_preset():
@@ -56,25 +69,70 @@ def test_unknown_preset():
         preset_arch("serial", n=3, shallow="crossnet", **SHAPE)
 
 
-def test_hard_pruning_drops_nodes_that_are_unfed_or_do_not_reach_o():
+def test_live_nodes_are_those_that_reach_o_fed_or_not():
     arch = make_arch(
         2,
         [
             ("E", "S1"), ("S1", "O"),  # the path E -> S1 -> O
-            ("E", "D1"), ("D1", "S2"),  # D1 and S2 are fed but reach nothing
+            ("E", "D1"), ("D1", "S2"),  # D1 and S2 are fed but reach nothing: pruned
             ("S0", "O"), ("S0", "D2"), ("D2", "O"),  # S0, D2 reach O, but E -> S0 is off
         ],
     )
-    assert arch.live_nodes == ("E", "S1", "O")
+    assert arch.live_nodes == ("E", "S0", "S1", "D2", "O")
+    assert arch.unfed_nodes == ("S0",)
     assert arch.connections["O"] == ("S0", "S1", "D2")
-    assert arch.live_inputs("O") == ("S1",)
+    assert arch.implicit_inputs == {"S0": ("E",), "S1": ("E",), "S2": ("E",)}
 
 
-def test_live_inputs_are_connected_and_live():
-    arch = make_arch(1, [("E", "S0"), ("S0", "S1"), ("E", "S1"), ("S1", "O"), ("D1", "O")])
-    assert arch.live_nodes == ("E", "S0", "S1", "O")
-    assert arch.live_inputs("S1") == ("E", "S0")
-    assert arch.live_inputs("O") == ("S1",)
+def _unfed_arch(shallow, node="S1"):
+    """n=1: `node` has no connected input and is O's only input."""
+    return make_arch(1, [(node, "O")], shallow=shallow)
+
+
+@pytest.mark.parametrize(
+    "shallow, fusion, varies",
+    [
+        # CrossNet(x0, x) = x0 (x . w) + b + x: constant b when the fused x is exactly 0.
+        ("crossnet", "add", False),
+        ("crossnet", "att", False),
+        ("crossnet", "prod", True),  # x = 1: x0 (1 . w) + b + 1 varies
+        ("crossnet", "concat", True),  # x = the CONCAT bias
+        ("crossnet", "soft", True),  # the mixture of nothing: p_prod + p_concat b
+        ("cin", "add", False),
+        ("cin", "prod", True),
+        ("crossnetv2", "add", True),  # x0 (W 0 + b) + 0 = x0 b varies
+    ],
+)
+def test_depends_on_example_follows_what_a_shallow_node_computes(shallow, fusion, varies):
+    arch = _unfed_arch(shallow)
+    assert arch.live_nodes == ("E", "S1", "O") and arch.unfed_nodes == ("S1",)
+    dependent = arch.depends_on_example(arch.operations_for(fusion))
+    assert (("S1" in dependent) and ("O" in dependent)) is varies
+    if varies:
+        arch.check_trainable(fusion)
+    else:
+        with pytest.raises(ArchSpecError, match="O's connected inputs \\['S1'\\] output constants"):
+            arch.check_trainable(fusion)
+
+
+def test_an_unfed_deep_node_is_a_constant_and_s0_without_e_gets_zero():
+    arch = _unfed_arch("crossnetv2", node="D1")
+    assert arch.depends_on_example(arch.operations_for("prod")) == ("E",)
+    with pytest.raises(ArchSpecError, match="does not depend on the example"):
+        arch.check_trainable("hard")
+    # S0 with E->S0 off receives 0: CrossNet gives its bias, CrossNetV2 x0 * b.
+    for shallow, varies in (("crossnet", False), ("crossnetv2", True)):
+        arch = make_arch(1, [("S0", "O")], shallow=shallow)
+        assert ("O" in arch.depends_on_example(arch.operations_for("hard"))) is varies
+
+
+def test_operations_for_each_retrain_mode():
+    arch = make_arch(1, [("E", "O")], operations={"S1": "att", "O": "prod"})
+    assert arch.operations_for("hard") == {"S1": "att", "D1": "add", "O": "prod"}
+    assert set(arch.operations_for("soft").values()) == {MIXTURE}
+    assert set(arch.operations_for("concat").values()) == {"concat"}
+    with pytest.raises(ArchSpecError, match="fusion must be"):
+        arch.operations_for("search")
 
 
 def test_operations_are_argmax_with_first_maximum_on_ties():
@@ -86,9 +144,9 @@ def test_operations_are_argmax_with_first_maximum_on_ties():
     assert tied.operations == {"S1": "add", "D1": "add", "O": "prod"}
 
 
-def test_check_trainable_raises_when_nothing_connects_e_to_o():
-    with pytest.raises(ArchSpecError, match="connects nothing from E to O"):
-        make_arch(1, [("E", "S1"), ("D1", "O")]).check_trainable()
+def test_check_trainable_raises_when_o_has_no_input():
+    with pytest.raises(ArchSpecError, match="O has no connected input"):
+        make_arch(1, [("E", "S1"), ("E", "D1")]).check_trainable()
     make_arch(1, [("E", "O")]).check_trainable()
 
 
@@ -136,12 +194,27 @@ def test_validation_messages(change, message):
 def test_to_dict_from_dict_round_trip_and_derived_keys():
     arch = make_arch(2, [("E", "S1"), ("S1", "O"), ("E", "O")], operations={"O": "concat"})
     data = json.loads(json.dumps(arch.to_dict()))
-    assert data["format_version"] == 1
+    assert data["format_version"] == 2
     assert data["operation_order"] == list(OPERATIONS)
     assert data["connections"]["O"] == ["E", "S1"]
+    assert data["implicit_inputs"] == {"S0": ["E"], "S1": ["E"], "S2": ["E"]}
     assert data["operations"]["O"] == "concat"
     assert data["live_nodes"] == ["E", "S1", "O"]
     assert ArchSpec.from_dict(data) == arch
+
+
+def test_version_1_files_are_read_with_live_nodes_recomputed_and_choices_made_decisive():
+    """Version 1 dropped unfed nodes from live_nodes and stored a preset's (or
+    search_connections') fixed choices as one-hot logits, whose softmax is a mixture."""
+    arch = make_arch(1, [("S0", "O"), ("E", "O")], operations={"O": "concat"})
+    data = json.loads(json.dumps(arch.to_dict()))
+    data.update(format_version=1, live_nodes=["E", "O"], source="preset:parallel")
+    del data["implicit_inputs"]
+    old = ArchSpec.from_dict(data)
+    assert old.live_nodes == ("E", "S0", "O")
+    assert old.beta["O"] == one_hot_beta("concat") and softmax(old.beta["O"])[2] == 1.0
+    data["source"] = "search"  # learned logits are kept as they are
+    assert ArchSpec.from_dict(data).beta["O"] == (0.0, 0.0, 1.0, 0.0)
 
 
 def test_from_dict_refuses_derived_keys_that_disagree_with_alpha():
@@ -155,7 +228,7 @@ def test_from_dict_refuses_derived_keys_that_disagree_with_alpha():
     "data, message",
     [
         ([], "expected a JSON object"),
-        ({"format_version": 2}, "format_version must be 1"),
+        ({"format_version": 3}, "format_version must be one of \\[1, 2\\]"),
         ({"format_version": 1, "operation_order": ["add"]}, "operation_order must be"),
         ({"format_version": 1, "n": 1}, "missing keys"),
     ],
@@ -180,3 +253,28 @@ def test_load_errors(tmp_path):
     bad.write_text("{not json")
     with pytest.raises(ArchSpecError, match="bad.json: not valid JSON"):
         ArchSpec.load(bad)
+
+
+def test_numerical_warnings_name_prod_nodes_over_many_or_relu_inputs():
+    arch = make_arch(
+        2,
+        [("E", "S1"), ("E", "D1"), ("S1", "O"), ("D1", "O"), ("E", "O"), ("S1", "S2"),
+         ("E", "S2"), ("S2", "O")],
+        operations={"O": "prod", "S2": "prod"},
+    )
+    warnings = arch.numerical_warnings("hard")
+    assert len(warnings) == 1  # S2: PROD of two shallow inputs is fine
+    assert warnings[0].startswith("O: fusion=hard applies PROD to 4 inputs (E, S1, D1, S2) and "
+                                  "the ReLU output of D1")
+    assert "--operation_norm=rms" in warnings[0]
+    assert arch.numerical_warnings("soft") == []
+    assert {w.split(":")[0] for w in arch.numerical_warnings("prod")} == {"O"}
+
+
+def test_operation_norm_is_recorded_and_checked():
+    arch = dataclasses.replace(make_arch(1, [("E", "O")]), operation_norm="rms")
+    assert ArchSpec.from_dict(json.loads(json.dumps(arch.to_dict()))).operation_norm == "rms"
+    with pytest.raises(ArchSpecError, match="operation_norm='rms', but this run has operation_norm='none'"):
+        arch.check_compatible(dataset="", num_fields=3, feature_num=20, operation_norm="none")
+    with pytest.raises(ArchSpecError, match="operation_norm must be one of"):
+        dataclasses.replace(arch, operation_norm="layer")

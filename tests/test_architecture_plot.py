@@ -45,11 +45,15 @@ def test_draw_architecture_writes_a_png(tmp_path, n, kind):
     assert fig.get_suptitle().startswith(arch.source)
 
 
-def test_title_says_when_nothing_is_live(tmp_path):
+def test_title_counts_nodes_without_input_and_x0_is_drawn(tmp_path):
     arch = _random_arch(2, seed=0)
-    arch = dataclasses.replace(arch, alpha={k: -1.0 for k in arch.alpha})
+    arch = dataclasses.replace(arch, alpha={k: (1.0 if k == "S1->O" else -1.0) for k in arch.alpha})
     fig = draw_architecture(arch, tmp_path / "a.png")
-    assert "no path from E to O" in fig.get_suptitle()
+    assert "3 live nodes, 1 live edges, 1 with no connected input" in fig.get_suptitle()
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert "x0 only" in texts  # S1: no connected input, but not dead
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert "x0 = E" in legend
     assert draw_architecture(arch, title="custom").get_suptitle() == "custom"
 
 

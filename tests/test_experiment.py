@@ -65,7 +65,8 @@ def test_search_writes_the_run_directory(search_run):
     assert not (search_run / "backup").exists(), "a complete run keeps no resume state"
     tags = _tags(search_run / "tensorboard")
     for tag in ("epoch_loss", "val_auc", "val_logloss", "alpha", "alpha/connection_matrix",
-                "beta/O/add", "architecture", "lr/embedding", "lr/network", "lr/architecture"):
+                "beta/O/add", "architecture", "lr/embedding", "lr/network", "lr/architecture",
+                "operation_scale/O/prod", "operation_zeros/S1/att"):
         assert tag in tags, f"{tag} missing from {sorted(tags)}"
 
 
@@ -167,27 +168,41 @@ def test_unknown_flag_values_exit_nonzero_and_write_nothing(dataset_dir, tmp_pat
         assert not (tmp_path / "r").exists()
 
 
-def test_killed_search_resumes_without_redoing_finished_epochs(dataset_dir, tmp_path):
+def test_killed_search_resumes_and_stops_where_an_uninterrupted_run_stops(dataset_dir, tmp_path):
+    """A run killed after epoch 1 and started again resumes at epoch 2 with the early-stopping
+    state (best val AUC, epochs without gain) and the data order of the uninterrupted run, so it
+    stops at the same epoch with the same metrics."""
+    args = [f"--dataset_dir={dataset_dir}", "--emb_dim=2", "--n=1", "--batch_size=64",
+            "--epochs=8", "--patience=1", "--seed=5", "--lr_emb=0.03", "--lr_nn=0.03"]
+    whole = _cli("search.py", *args, f"--run_dir={tmp_path / 'whole'}")
+    out, _ = whole.communicate(timeout=300)
+    assert whole.returncode == 0, out
+
     run_dir = tmp_path / "resume"
-    args = [f"--dataset_dir={dataset_dir}", f"--run_dir={run_dir}", "--emb_dim=2", "--n=1",
-            "--batch_size=64", "--epochs=3", "--seed=5"]
-    first = _cli("search.py", *args)
+    first = _cli("search.py", *args, f"--run_dir={run_dir}")
     epochs_file = run_dir / "epochs.json"
     backup = run_dir / "backup" / "search" / "training_metadata.json"  # Keras' BackupAndRestore
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and first.poll() is None:
         if epochs_file.is_file() and backup.is_file():  # epoch 1 finished and backed up
             break
-        time.sleep(0.1)
+        time.sleep(0.05)
     assert first.poll() is None, "the run ended before it could be interrupted:\n" + first.communicate()[0]
     first.send_signal(signal.SIGKILL)
     first.communicate()
     assert not (run_dir / "metrics.json").exists()
 
-    second = _cli("search.py", *args)
+    second = _cli("search.py", *args, f"--run_dir={run_dir}")
     out, _ = second.communicate(timeout=300)
     assert second.returncode == 0, out
-    assert "Resuming" in out and "Epoch 1/3" not in out, out
-    epochs = [r["epoch"] for r in json.loads(epochs_file.read_text())["epochs"]]
-    assert epochs[0] == 1 and epochs == sorted(set(epochs)) and epochs[-1] >= 2
-    assert (run_dir / "metrics.json").is_file()
+    assert "Resuming" in out and "Epoch 1/8" not in out, out
+    expected = json.loads((tmp_path / "whole" / "epochs.json").read_text())["epochs"]
+    resumed = json.loads(epochs_file.read_text())["epochs"]
+    assert len(expected) < 8, "the uninterrupted run must stop early for this test to mean anything"
+    assert [r["epoch"] for r in resumed] == [r["epoch"] for r in expected]
+    for got, want in zip(resumed, expected):
+        assert got["val_auc"] == want["val_auc"] and got["loss"] == want["loss"], (got, want)
+    whole_metrics = json.loads((tmp_path / "whole" / "metrics.json").read_text())
+    resumed_metrics = json.loads((run_dir / "metrics.json").read_text())
+    for key in ("best_epoch", "valid_auc", "test_auc", "test_logloss"):
+        assert resumed_metrics[key] == whole_metrics[key], key

@@ -1,11 +1,13 @@
 """OptFusionModel: modes, pruning, presets, gradients, serialization, FLOPs."""
 
+import dataclasses
+
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from optfusion_tf.arch_spec import OPERATIONS, ArchSpec, ArchSpecError, preset_arch
+from optfusion_tf.arch_spec import OPERATIONS, ArchSpec, ArchSpecError, one_hot_beta, preset_arch
 from optfusion_tf.flops import analytic_flops_per_sample
 from optfusion_tf.fusion import AddFusion, ConcatFusion, FusionMixture
 from optfusion_tf.model import FUSION_MODES, OptFusionModel
@@ -33,7 +35,7 @@ def make_arch(n, connected, operations=None, shallow="crossnet"):
                     feature_num=20, emb_dim=2)
 
 
-# Every node that reaches O is fed from E, so the pruned graph computes the supernet's function.
+# A fully fed architecture (every node that reaches O is fed from E), used by most tests.
 FED_ARCH_EDGES = [
     ("E", "S0"), ("S0", "S1"), ("E", "D1"), ("S1", "S2"), ("D1", "D2"), ("S0", "D2"),
     ("S2", "O"), ("D2", "O"), ("E", "O"),
@@ -83,6 +85,27 @@ def test_search_connections_trains_alpha_with_add_everywhere():
     assert [v.path.split("/")[-1] for v in model.architecture_variables] == ["alpha"]
     assert all(type(f) is AddFusion for f in model.fusions.values())
     assert set(model.current_arch().operations.values()) == {"add"}
+    assert set(model.current_arch().beta.values()) == {one_hot_beta("add")}
+
+
+@pytest.mark.parametrize("preset", ["parallel", "stacked"])
+def test_soft_on_a_preset_is_the_preset(preset):
+    """A preset's beta is decisive: its soft mixture is exactly the chosen operation."""
+    arch = preset_arch(preset, n=2, shallow="crossnet", dataset="", num_fields=3,
+                       feature_num=20, emb_dim=2)
+    hard = make_model("hard", arch=arch)
+    soft = make_model("soft", arch=arch)
+    hard.build((None, 3)), soft.build((None, 3))
+    for plan in soft.graph:  # copy hard's weights into the chosen operation of each mixture
+        if plan.node in soft.components:
+            soft.components[plan.node].set_weights(hard.components[plan.node].get_weights())
+        if plan.fusion == "mixture":
+            op = arch.operations[plan.node]
+            soft.fusions[plan.node].fusion_operations[op].set_weights(
+                hard.fusions[plan.node].get_weights())
+    soft.embedding.assign(hard.embedding.value)
+    soft.output_layer.set_weights(hard.output_layer.get_weights())
+    np.testing.assert_array_equal(soft(IDS).numpy(), hard(IDS).numpy())
 
 
 def test_search_operations_freezes_connections_and_trains_beta():
@@ -108,8 +131,9 @@ def test_gradients_reach_alpha_beta_and_embedding_rows_through_the_loss():
     assert set(np.unique(g_table.indices.numpy())) <= set(IDS.ravel())
 
 
-def test_hard_mode_builds_only_what_reaches_o():
-    # D1 and S2 are fed but reach nothing; D2 reaches O but is fed by nothing live.
+def test_hard_mode_prunes_only_what_does_not_reach_o():
+    # D1 and S2 are fed but reach nothing: pruned. S0 and D2 reach O without being fed from E
+    # (E->S0 is off): kept, because they still change the output.
     arch = make_arch(
         2,
         [
@@ -120,14 +144,16 @@ def test_hard_mode_builds_only_what_reaches_o():
     )
     model = make_model("hard", arch=arch)
     model.build((None, 3))
-    assert [(p.node, p.inputs, p.fusion) for p in model.graph] == [
-        ("S1", ("E",), arch.operations["S1"]),
-        ("O", ("E", "S1"), "concat"),
+    assert [(p.node, p.inputs, p.fusion, p.unfed) for p in model.graph] == [
+        ("S0", ("E",), None, True),
+        ("S1", ("E",), arch.operations["S1"], False),
+        ("D2", ("S0",), arch.operations["D2"], False),
+        ("O", ("E", "S1", "D2"), "concat", False),
     ]
-    assert sorted(model.components) == ["S1"]
+    assert sorted(model.components) == ["D2", "S0", "S1"]
     assert type(model.fusions["O"]) is ConcatFusion
-    assert model.fusions["O"].kernel.shape == (2 * 6, 6)  # only the two live inputs
-    assert not any(node in v.path for v in model.variables for node in ("D1", "S2", "D2", "S0"))
+    assert model.fusions["O"].kernel.shape == (3 * 6, 6)  # only the three connected inputs
+    assert not any(node in v.path for v in model.variables for node in ("D1", "S2"))
 
 
 def test_presets_build_the_described_graphs():
@@ -151,6 +177,83 @@ def test_presets_build_the_described_graphs():
 def _set_alpha(model, arch):
     values = [arch.alpha[edge_name(s, d)] for s, d in model.space.edges]
     model.architecture_variables[0].assign(values)
+
+
+def random_arch(n, seed, shallow="crossnet"):
+    """Random alpha/beta for n pairs, with two live nodes that have no connected input (S1,
+    which still sees x0 = E, and Dn, a constant) and hard operations cycling through all four."""
+    rng = np.random.default_rng(seed)
+    space = SearchSpace(n)
+    alpha = {edge_name(s, d): float(rng.choice([-1.0, 1.0]) * rng.uniform(0.1, 1.0))
+             for s, d in space.edges}
+    for unfed in ("S1", f"D{n}"):
+        for src in space.candidate_inputs(unfed):
+            alpha[edge_name(src, unfed)] = -0.4
+        alpha[edge_name(unfed, "O")] = 0.6
+    beta = {}
+    for k, node in enumerate(space.fusing_nodes):
+        logits = rng.normal(size=len(OPERATIONS))
+        logits[(k + seed) % len(OPERATIONS)] += 4.0
+        beta[node] = tuple(float(v) for v in logits)
+    return ArchSpec(n=n, shallow=shallow, alpha=alpha, beta=beta, dataset="", num_fields=3,
+                    feature_num=20, emb_dim=2)
+
+
+def searched_with(search, arch, fusion):
+    """The supernet's logits for `arch` under re-train mode `fusion`: alpha from arch, beta
+    such that softmax(beta) is the mode's operation weights (exactly one-hot but for soft)."""
+    _set_alpha(search, arch)
+    space = search.space
+    if fusion == "soft":
+        rows = [arch.beta[v] for v in space.fusing_nodes]
+    else:
+        operations = arch.operations_for(fusion)
+        rows = [one_hot_beta(operations[v]) for v in space.fusing_nodes]
+    search.architecture_variables[1].assign(np.array(rows, "float32"))
+    return search(IDS).numpy()
+
+
+@pytest.mark.parametrize(
+    "n, shallow, norm",
+    [(1, "crossnet", "none"), (2, "cin", "none"), (3, "crossnetv2", "none"), (4, "crossnet", "none"),
+     (3, "crossnet", "rms")],
+)
+def test_every_retrain_mode_from_a_search_computes_the_supernet(n, shallow, norm):
+    """The invariant of paper Sec. 3.4.2: alpha and beta fixed, a model initialised from the
+    search with load_search_weights computes what the search computes for that architecture
+    (unfed nodes that reach O included), in every re-train mode."""
+    arch = dataclasses.replace(random_arch(n, seed=n, shallow=shallow), operation_norm=norm)
+    assert {"S1", f"D{n}"} <= set(arch.unfed_nodes) and {"S1", f"D{n}"} <= set(arch.live_nodes)
+    assert {"prod", "concat", "att"} <= set(arch.operations.values()) or n == 1
+    search = OptFusionModel(**SHAPE, n=n, shallow=shallow, seed=n, operation_norm=norm)
+    search.build((None, 3))
+    rng = np.random.default_rng(n)
+    for weight in search.weights:  # non-zero biases, so that every constant matters
+        if weight.path.endswith("bias"):
+            weight.assign(rng.normal(scale=0.3, size=weight.shape).astype("float32"))
+    for fusion in ("hard", "soft", *OPERATIONS):
+        fixed = OptFusionModel(**SHAPE, n=n, shallow=shallow, fusion=fusion, arch=arch, seed=0,
+                               operation_norm=norm)
+        fixed.build((None, 3))
+        fixed.load_search_weights(search)
+        np.testing.assert_allclose(
+            fixed(IDS).numpy(), searched_with(search, arch, fusion), rtol=1e-5, atol=1e-5,
+            err_msg=f"fusion={fusion}",
+        )
+
+
+def test_a_shallow_node_with_no_connected_input_is_kept():
+    """The reviewed case: n=2, S1's inputs off but S1->O on. S1 still sees x0 = E."""
+    edges = [("E", "S0"), ("E", "D1"), ("D1", "D2"), ("S1", "O"), ("D2", "O"), ("S0", "O")]
+    arch = make_arch(2, edges, operations={"S1": "prod", "O": "add"})
+    assert "S1" in arch.live_nodes and arch.unfed_nodes == ("S1",)
+    search = make_model("search")
+    search.build((None, 3))
+    soft = make_model("soft", arch=arch)
+    soft.build((None, 3))
+    soft.load_search_weights(search)
+    np.testing.assert_allclose(soft(IDS).numpy(), searched_with(search, arch, "soft"),
+                               rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize(
@@ -184,6 +287,7 @@ def test_current_arch_follows_alpha_and_beta():
     beta.assign(np.tile(np.eye(4, dtype="float32")[OPERATIONS.index("att")], (5, 1)))
     arch = model.current_arch()
     assert arch.connections["O"] == ("E",) and arch.live_nodes == ("E", "O")
+    assert arch.unfed_nodes == ()
     assert set(arch.operations.values()) == {"att"}
     assert arch.alpha["E->O"] == 2.0 and arch.source == "search"
 
@@ -207,7 +311,7 @@ def test_same_seed_same_model_and_embedding_init():
         (dict(fusion="search", arch=ARCH), ValueError, "takes no `arch`"),
         (dict(fusion="hard", arch=ARCH, n=3), ArchSpecError, "n=2, but this run has n=3"),
         (dict(fusion="hard", arch=ARCH, shallow="cin"), ArchSpecError, "shallow='crossnet'"),
-        (dict(fusion="hard", arch=make_arch(1, [("E", "S1")])), ArchSpecError, "connects nothing"),
+        (dict(fusion="hard", arch=make_arch(1, [("E", "S1")])), ArchSpecError, "O has no connected input"),
         (dict(fusion="sparse"), ValueError, "`fusion` must be one of"),
         (dict(shallow="fm"), ValueError, "`shallow` must be one of"),
         (dict(n=0), ValueError, "`n` must be a positive integer"),
@@ -259,3 +363,26 @@ def test_analytic_flops():
     assert analytic_flops_per_sample(model) == 30 + (72 + 12) + 13
     search, hard = make_model("search"), make_model("hard")
     assert analytic_flops_per_sample(search) > analytic_flops_per_sample(hard) > 0
+
+
+def test_operation_scales_show_prod_vanishing_over_many_relu_inputs():
+    """At init, PROD over O's 8 candidate inputs (n=3) is orders of magnitude below ADD and
+    mostly exact zeros (ReLU outputs); --operation_norm=rms brings every operation to unit RMS."""
+    ids = np.random.default_rng(2).integers(0, 400, size=(64, 10))
+    shape = dict(feature_num=400, num_fields=10, emb_dim=4)
+    scales = OptFusionModel(**shape, n=3, seed=3).operation_scales(ids)
+    assert set(scales) == {"S1", "D1", "S2", "D2", "S3", "D3", "O"}
+    prod, add = scales["O"]["prod"], scales["O"]["add"]
+    assert prod[0] < 1e-6 * add[0] and prod[1] > 0.5 and add[1] < 0.5
+    normed = OptFusionModel(**shape, n=3, seed=3, operation_norm="rms")
+    outputs = {}
+
+    def keep_prod_at_o(plan, inputs, connections):
+        if plan.node == "O":
+            outputs["O"] = normed.fusions["O"].fusion_operations["prod"](inputs, connections)
+
+    normed.operation_scales(ids)  # builds the model
+    normed._forward(ids, observe=keep_prod_at_o)
+    rms = np.sqrt(np.mean(np.square(outputs["O"].numpy()), axis=-1))
+    assert (rms > 0).any()
+    np.testing.assert_allclose(rms[rms > 0], 1.0, rtol=1e-4)

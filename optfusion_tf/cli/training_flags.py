@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from absl import flags
 
-from optfusion_tf.arch_spec import OPERATIONS, PRESETS, SHALLOW_COMPONENTS
+from optfusion_tf.arch_spec import OPERATION_NORMS, OPERATIONS, PRESETS, SHALLOW_COMPONENTS
 from optfusion_tf.distribution import DEFAULT_CLUSTER_WAIT_S, STRATEGIES
 
 EMBEDDING_OPTIMIZERS = ("lazy_adam", "adam")
@@ -48,6 +48,14 @@ def define_common_flags() -> None:
         EMBEDDING_OPTIMIZERS,
         "lazy_adam updates only the embedding rows in the batch; adam updates the whole table "
         "(what the reference does).",
+    )
+    flags.DEFINE_enum(
+        "operation_norm",
+        "none",
+        OPERATION_NORMS,
+        "none: the paper's fusion operations; rms: rescale every operation's output to unit RMS "
+        "per example before it is used or mixed (a remedy for PROD's vanishing scale; README, "
+        "'PROD over many inputs'). A re-train takes the search's value from arch.json.",
     )
     flags.DEFINE_integer("seed", 2024, "Seed for weights, shuffling and architecture init.")
     flags.DEFINE_boolean(

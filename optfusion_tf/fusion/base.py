@@ -8,6 +8,12 @@ as a zero vector that would, e.g., zero a whole Hadamard product.
 
 `connections=None` means that every input is connected: the fixed (re-train) modes feed a node
 only its live inputs and pass None, so no masking work is done there.
+
+`output_norm="rms"` (off by default: the paper's operations) rescales each operation's output
+to unit root-mean-square per example before it is used (and, in the softmax(beta) mixture,
+before it is weighted): a remedy for operations whose scale differs by orders of magnitude, e.g.
+PROD over many ReLU outputs (~1e-18 at O at init, against ~0.03 for ADD), which otherwise
+makes beta's gradient measure "should this input be larger" rather than the operation's merit.
 """
 
 from __future__ import annotations
@@ -15,6 +21,9 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import keras
+from keras import ops
+
+from optfusion_tf.arch_spec import OPERATION_NORMS
 
 from optfusion_tf.layers.initializers import InitializerLike
 from optfusion_tf.layers.types import Shape, Tensor
@@ -42,6 +51,30 @@ def check_fusion_inputs(layer: keras.layers.Layer, num_inputs: int, input_shape:
     return int(widths.pop())
 
 
+OUTPUT_NORMS = OPERATION_NORMS
+# Below this, an example's largest |value| counts as all-zero output (float32 normals reach 1e-38).
+_TINY = 1e-30
+
+
+def unit_rms(x: Tensor) -> Tensor:
+    """`x / rms(x)` per row of a [batch, W] tensor, robust to tiny values (rows of 0 stay 0).
+
+    Rows are first divided by their largest |value|, so that squaring a 1e-20 product does not
+    underflow, then by the root-mean-square of the result.
+    """
+    scale = ops.max(ops.abs(x), axis=-1, keepdims=True)
+    z = ops.divide(x, ops.maximum(scale, _TINY))
+    return ops.multiply(z, ops.rsqrt(ops.mean(ops.square(z), axis=-1, keepdims=True) + 1e-12))
+
+
+def check_output_norm(output_norm: str) -> None:
+    """Raises ValueError unless `output_norm` is one of OUTPUT_NORMS."""
+    if output_norm not in OUTPUT_NORMS:
+        raise ValueError(
+            f"`output_norm` must be one of {list(OUTPUT_NORMS)}. Received: output_norm={output_norm!r}"
+        )
+
+
 def check_num_inputs(num_inputs: int) -> None:
     """Raises ValueError unless `num_inputs` (K) is a positive integer."""
     if isinstance(num_inputs, bool) or not isinstance(num_inputs, int) or num_inputs < 1:
@@ -55,6 +88,7 @@ class FusionOperation(keras.layers.Layer):
 
     Args:
         num_inputs: K, the number of candidate inputs the node receives.
+        output_norm: "none" or "rms" (`unit_rms` of the output; see the module docstring).
         **kwargs: passed to `keras.layers.Layer`.
 
     Call arguments:
@@ -65,15 +99,22 @@ class FusionOperation(keras.layers.Layer):
         Float tensor [batch, W].
     """
 
-    def __init__(self, num_inputs: int, **kwargs: Any) -> None:
+    def __init__(self, num_inputs: int, output_norm: str = "none", **kwargs: Any) -> None:
         check_num_inputs(num_inputs)
+        check_output_norm(output_norm)
         super().__init__(**kwargs)
         self.num_inputs = num_inputs
+        self.output_norm = output_norm
 
     def build(self, input_shape: Sequence[Shape]) -> None:
         self.width = check_fusion_inputs(self, self.num_inputs, input_shape)
 
     def call(self, inputs: Sequence[Tensor], connections: Tensor | None = None) -> Tensor:
+        fused = self.unnormalized(inputs, connections)
+        return unit_rms(fused) if self.output_norm == "rms" else fused
+
+    def unnormalized(self, inputs: Sequence[Tensor], connections: Tensor | None = None) -> Tensor:
+        """The operation's output before `output_norm` ([batch, W]; same arguments as call)."""
         inputs = list(inputs)
         if len(inputs) != self.num_inputs:
             raise ValueError(
@@ -91,6 +132,7 @@ class FusionOperation(keras.layers.Layer):
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config["num_inputs"] = self.num_inputs
+        config["output_norm"] = self.output_norm
         return config
 
 
@@ -101,7 +143,7 @@ class WeightedFusionOperation(FusionOperation):
         num_inputs: K.
         kernel_initializer: initializer of the kernels. Defaults to `"glorot_uniform"`.
         bias_initializer: initializer of the biases. Defaults to `"zeros"`.
-        **kwargs: passed to `keras.layers.Layer`.
+        **kwargs: passed to `FusionOperation` (output_norm) and `keras.layers.Layer`.
     """
 
     def __init__(

@@ -9,7 +9,7 @@ import keras
 from keras import ops
 
 from optfusion_tf.arch_spec import OPERATIONS
-from optfusion_tf.fusion.base import check_fusion_inputs, check_num_inputs
+from optfusion_tf.fusion.base import check_fusion_inputs, check_num_inputs, check_output_norm
 from optfusion_tf.fusion.registry import make_fusion_operation
 from optfusion_tf.layers.initializers import InitializerLike, clone_initializer
 from optfusion_tf.layers.types import Shape, Tensor
@@ -27,6 +27,8 @@ class FusionMixture(keras.layers.Layer):
         kernel_initializer: initializer of the CONCAT and ATT kernels (each operation gets its
             own clone). Defaults to `"glorot_uniform"`.
         bias_initializer: initializer of their biases. Defaults to `"zeros"`.
+        output_norm: "none" or "rms": each operation's output is rescaled to unit RMS before it
+            is weighted (see optfusion_tf/fusion/base.py).
         **kwargs: passed to `keras.layers.Layer`.
 
     Call arguments:
@@ -44,11 +46,14 @@ class FusionMixture(keras.layers.Layer):
         num_inputs: int,
         kernel_initializer: InitializerLike = "glorot_uniform",
         bias_initializer: InitializerLike = "zeros",
+        output_norm: str = "none",
         **kwargs: Any,
     ) -> None:
         check_num_inputs(num_inputs)
+        check_output_norm(output_norm)
         super().__init__(**kwargs)
         self.num_inputs = num_inputs
+        self.output_norm = output_norm
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
 
@@ -63,6 +68,7 @@ class FusionMixture(keras.layers.Layer):
                 # what ATT uses for its second kernel).
                 kernel_initializer=clone_initializer(self.kernel_initializer, 2 * index),
                 bias_initializer=clone_initializer(self.bias_initializer, 2 * index),
+                output_norm=self.output_norm,
                 dtype=self.dtype_policy,
                 name=name,
             )
@@ -82,6 +88,15 @@ class FusionMixture(keras.layers.Layer):
         ]
         return functools.reduce(ops.add, terms)
 
+    def unnormalized_outputs(
+        self, inputs: Sequence[Tensor], connections: Tensor | None = None
+    ) -> dict[str, Tensor]:
+        """operation name -> its output [batch, W] before `output_norm` (for diagnostics)."""
+        return {
+            name: operation.unnormalized(list(inputs), connections)
+            for name, operation in self.fusion_operations.items()
+        }
+
     def compute_output_shape(self, input_shape: Sequence[Shape]) -> tuple[int | None, ...]:
         return tuple(input_shape[0])
 
@@ -90,6 +105,7 @@ class FusionMixture(keras.layers.Layer):
         config.update(
             {
                 "num_inputs": self.num_inputs,
+                "output_norm": self.output_norm,
                 "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
                 "bias_initializer": keras.initializers.serialize(self.bias_initializer),
             }
