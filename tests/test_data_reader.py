@@ -12,6 +12,7 @@ from optfusion_tf.data.errors import DataError
 from optfusion_tf.data.example_encoding import ExampleEncoder
 from optfusion_tf.data.preprocess import PreprocessOptions, preprocess
 from optfusion_tf.data.reader import load_split, make_dataset
+from optfusion_tf.data.stats import DatasetStats
 from optfusion_tf.data.tfrecord_writer import frame_records
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
@@ -171,3 +172,57 @@ def test_reference_directories_shard_by_file_or_by_record(tmp_path, workers):
         np.testing.assert_array_equal(parts[0], ids[:10])
     else:  # every third record of the split
         np.testing.assert_array_equal(parts[1], ids[:60][1::3])
+
+
+def _sorted_dataset(tmp_path, compression="none"):
+    """Our dataset whose training split is stored sorted by label (a correlated file order)."""
+    lines = (FIXTURES / "criteo_small.txt").read_text().splitlines(keepends=True) * 150
+    raw = tmp_path / "raw.txt"
+    raw.write_text("".join(sorted(lines, key=lambda line: line[:1])))
+    out = tmp_path / "out"
+    stats = preprocess("criteo", str(raw), str(out), PreprocessOptions(
+        workers=0, records_per_shard=400, compression=compression))
+    return str(out), stats
+
+
+def _passes(dataset_dir, batch, count, **kwargs):
+    """`count` passes of a repeated training split: a list of (ids [N, F], labels [N])."""
+    it = iter(make_dataset(dataset_dir, "train", batch, repeat=True, **kwargs))
+    rows = DatasetStats.load(dataset_dir).rows["train"]
+    out = []
+    for _ in range(count):
+        xs, ys = zip(*(next(it) for _ in range(-(-rows // batch))))
+        out.append((np.concatenate(xs), np.concatenate(ys)[:, 0]))
+    return out
+
+
+def test_examples_shuffle_permutes_every_row_once_per_pass_and_mixes_a_sorted_file(tmp_path):
+    dataset_dir, stats = _sorted_dataset(tmp_path)
+    ordered, labels = load_split(dataset_dir, "train")
+    assert (np.diff(labels) >= 0).all() and len(stats.shards["train"]) > 1  # sorted, several files
+    (a, la), (b, _) = _passes(dataset_dir, 100, 2, seed=3, shuffle_mode="examples")
+    assert sorted(map(tuple, a)) == sorted(map(tuple, ordered)) and not np.array_equal(a, b)
+    # Each pass is exactly one epoch of batches, and pass k depends only on (seed, k).
+    (again, _), = _passes(dataset_dir, 100, 1, seed=3, shuffle_mode="examples", first_pass=1)
+    np.testing.assert_array_equal(again, b)
+    # The first batches of a label-sorted file hold both labels in about the file's share
+    # (chunks keep 256-row runs, so their first batch is all one label).
+    share = labels.mean()
+    assert abs(la[:300].mean() - share) < 0.1
+    (_, lc), = _passes(dataset_dir, 100, 1, seed=3, shuffle_mode="chunks")
+    assert lc[:100].mean() in (0.0, 1.0)
+
+
+def test_examples_shuffle_on_gzip_falls_back_to_chunks_and_slices_partition(tmp_path):
+    dataset_dir, _ = _sorted_dataset(tmp_path, compression="gzip")
+    ordered, _ = load_split(dataset_dir, "train")
+    (rows, _), = _passes(dataset_dir, 64, 1, seed=1, shuffle_mode="examples")
+    assert sorted(map(tuple, rows)) == sorted(map(tuple, ordered))
+    (tmp_path / "plain").mkdir()
+    plain_dir, _ = _sorted_dataset(tmp_path / "plain")
+    ordered, _ = load_split(plain_dir, "train")
+    parts = [np.concatenate([x.numpy() for x, _ in make_dataset(
+        plain_dir, "train", 50, seed=2, shard=(i, 3), shuffle_mode="examples")]) for i in range(3)]
+    assert sorted(map(tuple, np.concatenate(parts))) == sorted(map(tuple, ordered))
+    with pytest.raises(ValueError, match="shuffle_mode must be one of"):
+        make_dataset(plain_dir, "train", 8, shuffle_mode="rows")

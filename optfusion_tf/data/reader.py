@@ -10,9 +10,15 @@ Two pipelines, with the same output:
   example_encoding), so shards are read as fixed-length chunks of CHUNK_RECORDS records
   (FixedLengthRecordDataset, one element per chunk, GZIP included) and decoded with a handful
   of vectorized ops (bytes -> varint ids by field, float32 label), then rebatched; no per-record
-  tf.data overhead and no protobuf parsing. Training shuffles shard order and then chunks in a
-  buffer of shuffle_buffer records, so a batch is made of many random runs of CHUNK_RECORDS
-  consecutive rows. (Record CRCs are not verified on this path.)
+  tf.data overhead and no protobuf parsing. (Record CRCs are not verified on this path.)
+  Training shuffles in one of two ways (`shuffle=`):
+  - "examples" (uncompressed shards): every pass draws a seeded permutation of all the split's
+    chunks, reads them WINDOW_CHUNKS at a time (random access into the files, numpy) and
+    permutes the rows of each window: a batch of 4096 takes about 4 rows from each of 1024
+    places spread over the whole split, whatever the order of the file (sorted by user, by
+    label, by time). GZIP shards cannot be read at random offsets: they fall back to "chunks".
+  - "chunks": shard-range order, then chunks in a buffer of shuffle_buffer records, so a batch
+    is made of runs of CHUNK_RECORDS consecutive rows from a window of the file.
 - Other TFRecord directories (the reference's): TFRecordDataset per shard -> record shuffle
   buffer (training) -> batch -> tf.io.parse_example on whole batches.
 Both read shards in file order when not shuffling (parallel interleave when shuffling), and
@@ -31,6 +37,7 @@ from __future__ import annotations
 
 import glob
 import os
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -45,6 +52,9 @@ CHUNK_RECORDS = 256
 # Pass k of a repeated dataset shuffles with seed * _PASS_SEED_STRIDE + k (distinct passes,
 # distinct seeds, for k below the stride).
 _PASS_SEED_STRIDE = 1_000_003
+# "examples" shuffle: rows are permuted within windows of this many chunks (262,144 rows).
+WINDOW_CHUNKS = 1024
+SHUFFLES = ("examples", "chunks")
 _GZIP_SUFFIXES = (".gz", ".gzip")
 
 
@@ -85,6 +95,7 @@ def make_dataset(
     num_fields: int | None = None,
     shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER,
     shard: tuple[int, int] | None = None,
+    shuffle_mode: str = "examples",
 ) -> tf.data.Dataset:
     """Batches of one split of a dataset directory.
 
@@ -94,7 +105,7 @@ def make_dataset(
         batch_size: examples per batch.
         shuffle: shuffle shard order and records (buffer of `shuffle_buffer`); default True for
             "train", False otherwise.
-        seed: shuffle seed (None: a different order every run).
+        seed: shuffle seed (None: a different order every run: a random seed is drawn).
         repeat: repeat forever: pass k (k = first_pass, first_pass + 1, ...) shuffled with a
             seed derived from (seed, k), each pass batched on its own.
         first_pass: the index of the first pass of a repeated dataset (the number of epochs a
@@ -104,6 +115,8 @@ def make_dataset(
         shuffle_buffer: records in the shuffle buffer.
         shard: (index, count): read only this worker's slice of the split (see the module
             docstring); None reads all of it.
+        shuffle_mode: how a shuffled split of our datasets is ordered, "examples" or "chunks"
+            (module docstring); reference directories always shuffle records in a buffer.
     Returns:
         A tf.data.Dataset of (feature_ids int64 [B, F], label float32 [B, 1]).
     Raises:
@@ -116,6 +129,10 @@ def make_dataset(
     if not os.path.isdir(dataset_dir):
         raise DataError(f"{dataset_dir}: dataset directory not found")
     shuffle = (split == "train") if shuffle is None else shuffle
+    if shuffle and seed is None:  # a different order every run, from one seed for all passes
+        seed = int.from_bytes(os.urandom(4), "little")
+    if shuffle_mode not in SHUFFLES:
+        raise ValueError(f"shuffle_mode must be one of {SHUFFLES}. Received: {shuffle_mode!r}")
     if os.path.isfile(os.path.join(dataset_dir, STATS_FILE)):
         stats = DatasetStats.load(dataset_dir)
         if num_fields is not None and num_fields != stats.num_fields:
@@ -124,12 +141,18 @@ def make_dataset(
             )
         shard_files(dataset_dir, split)  # checks the shards are there
         record_bytes, decode = stats.record_bytes, _record_decoder(stats)
+        by_example = shuffle and shuffle_mode == "examples" and stats.compression != "gzip"
 
         def one_pass(pass_seed: tf.Tensor | int | None) -> tf.data.Dataset:
-            ds = _fixed_layout_chunks(
-                dataset_dir, stats, split, shuffle, pass_seed, shuffle_buffer, shard
-            )
-            ds = ds.map(lambda chunk: tf.reshape(tf.io.decode_raw(chunk, tf.uint8), [-1, record_bytes]))
+            if by_example:
+                ds = _shuffled_windows(dataset_dir, stats, split, pass_seed, shard)
+            else:
+                ds = _fixed_layout_chunks(
+                    dataset_dir, stats, split, shuffle, pass_seed, shuffle_buffer, shard
+                )
+                ds = ds.map(
+                    lambda chunk: tf.reshape(tf.io.decode_raw(chunk, tf.uint8), [-1, record_bytes])
+                )
             ds = ds.rebatch(batch_size, drop_remainder=drop_remainder)
             return ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
@@ -158,9 +181,12 @@ def make_dataset(
     else:
         if isinstance(first_pass, bool) or not isinstance(first_pass, int) or first_pass < 0:
             raise ValueError(f"first_pass must be an integer >= 0. Received: {first_pass!r}")
+        # Built once, as plain Python (no AutoGraph: nothing in it branches on a tensor).
         ds = tf.data.Dataset.range(first_pass, 2**62).flat_map(
-            lambda k: one_pass(
-                None if seed is None else tf.constant(seed, tf.int64) * _PASS_SEED_STRIDE + k
+            tf.autograph.experimental.do_not_convert(
+                lambda k: one_pass(
+                    None if seed is None else tf.constant(seed, tf.int64) * _PASS_SEED_STRIDE + k
+                )
             )
         )
     return ds.prefetch(tf.data.AUTOTUNE)
@@ -240,18 +266,8 @@ def _fixed_layout_chunks(
     footer = the rest) then (the rest as one chunk).
     """
     size, chunk = stats.record_bytes, CHUNK_RECORDS
-    total = sum(stats.shard_rows[split])
-    first, last = (0, total) if shard is None else (
-        shard[0] * total // shard[1], (shard[0] + 1) * total // shard[1]
-    )
     pieces = []  # (file, bytes per element, header bytes, footer bytes)
-    start = 0  # the file's first row within the split
-    for name, rows in zip(stats.shards[split], stats.shard_rows[split]):
-        path = os.path.join(dataset_dir, name)
-        a, b = max(first - start, 0), min(last - start, rows)  # this file's rows to read
-        start += rows
-        if a >= b:
-            continue
+    for path, a, b, rows in _row_ranges(dataset_dir, stats, split, shard):
         full, rest = divmod(b - a, chunk)
         if full:
             pieces.append((path, chunk * size, a * size, (rows - a - full * chunk) * size))
@@ -284,6 +300,69 @@ def _fixed_layout_chunks(
     if shuffle:
         ds = ds.shuffle(max(1, buffer // chunk), seed=_second(seed), reshuffle_each_iteration=True)
     return ds
+
+
+def _row_ranges(
+    dataset_dir: str, stats: DatasetStats, split: str, shard: tuple[int, int] | None
+) -> list[tuple[str, int, int, int]]:
+    """(file, first row, end row, rows in the file) of each shard file's part of the split's
+    rows [first, last): all of them, or worker i's slice [i N // k, (i + 1) N // k)."""
+    total = sum(stats.shard_rows[split])
+    first, last = (0, total) if shard is None else (
+        shard[0] * total // shard[1], (shard[0] + 1) * total // shard[1]
+    )
+    ranges = []
+    start = 0  # the file's first row within the split
+    for name, rows in zip(stats.shards[split], stats.shard_rows[split]):
+        a, b = max(first - start, 0), min(last - start, rows)  # this file's rows to read
+        if a < b:
+            ranges.append((os.path.join(dataset_dir, name), a, b, rows))
+        start += rows
+    return ranges
+
+
+def _shuffled_windows(
+    dataset_dir: str,
+    stats: DatasetStats,
+    split: str,
+    seed: tf.Tensor | int,
+    shard: tuple[int, int] | None,
+) -> tf.data.Dataset:
+    """One "examples"-shuffled pass over uncompressed shards: uint8 [rows, record_bytes] blocks
+    of up to WINDOW_CHUNKS * CHUNK_RECORDS framed records (see the module docstring)."""
+    size = stats.record_bytes
+    ranges = _row_ranges(dataset_dir, stats, split, shard)
+    # Every chunk of the slice: (range index, first row in its file, rows).
+    chunks = np.array(
+        [(k, start, min(CHUNK_RECORDS, b - start))
+         for k, (_, a, b, _) in enumerate(ranges) for start in range(a, b, CHUNK_RECORDS)],
+        dtype=np.int64,
+    ).reshape(-1, 3)
+
+    files: list[np.memmap] = []
+    orders: dict[int, np.ndarray] = {}  # pass seed -> chunk order (one pass at a time)
+
+    def window(pass_seed: Any, index: Any) -> np.ndarray:
+        """Rows of window `index` of the pass: uint8 [rows, record_bytes]."""
+        if not files:
+            files.extend(np.memmap(p, np.uint8, "r", shape=(n, size)) for p, _, _, n in ranges)
+        key = int(pass_seed)
+        if key not in orders:
+            orders.clear()
+            orders[key] = np.random.default_rng(key).permutation(len(chunks))
+        picked = chunks[orders[key][index * WINDOW_CHUNKS:(index + 1) * WINDOW_CHUNKS]]
+        block = np.concatenate([files[k][start:start + n] for k, start, n in picked])
+        return block[np.random.default_rng((key, int(index))).permutation(len(block))]
+
+    # (A numpy_function, not from_generator: TensorFlow 2.21 logs a spurious C++ error about
+    # `use_unbounded_threadpool` when Keras traces a fit over a from_generator dataset.)
+    windows = -(-len(chunks) // WINDOW_CHUNKS)
+    return tf.data.Dataset.range(windows).map(
+        lambda index: tf.ensure_shape(
+            tf.numpy_function(window, [tf.cast(seed, tf.int64), index], tf.uint8, stateful=False),
+            [None, size],
+        )
+    )
 
 
 def _record_decoder(stats: DatasetStats):
