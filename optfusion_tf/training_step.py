@@ -26,13 +26,14 @@ iterations and moments, and `TensorBoard` / `ReduceLROnPlateau` see each group's
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, Sequence
 
 import keras
 import tensorflow as tf
 
 from optfusion_tf.distribution import first_local_values, logs_for_multi_worker_reduce
-from optfusion_tf.lazy_adam import LazyAdam, make_embedding_optimizer
+from optfusion_tf.lazy_adam import LazyAdam, make_embedding_optimizer, sum_duplicate_rows
 
 GROUPS = ("embedding", "network", "architecture")
 
@@ -84,6 +85,7 @@ class GroupedOptimizerModel(keras.Model):
         architecture_optimizer: str | keras.optimizers.Optimizer | None = None,
         l2_emb: float = 0.0,
         l2_nn: float = 0.0,
+        clip_global_norm: float = 0.0,
         loss: Any = None,
         **kwargs: Any,
     ) -> None:
@@ -100,6 +102,10 @@ class GroupedOptimizerModel(keras.Model):
                 with a dense optimizer). A `LazyAdam` applies it itself: compile sets its `l2`
                 (an instance created with a different non-zero `l2` is an error).
             l2_nn: coupled L2 on the network variables (idem for a `LazyAdam`).
+            clip_global_norm: when > 0, the gradients of all groups together are clipped to this
+                global norm before the optimizers see them (FuxiCTR's `max_gradient_norm`,
+                torch `clip_grad_norm_` over every parameter); 0 turns it off. Under a
+                strategy each replica clips its own gradients.
             loss: defaults to binary cross-entropy on logits.
             **kwargs: the other `keras.Model.compile` arguments (`metrics`, `jit_compile`,
                 `steps_per_execution`, `run_eagerly`, ...), except `optimizer`.
@@ -113,7 +119,7 @@ class GroupedOptimizerModel(keras.Model):
                 "`architecture_optimizer` instead of `optimizer`. "
                 f"Received: optimizer={kwargs['optimizer']!r}"
             )
-        l2 = {"embedding": _check_l2("l2_emb", l2_emb), "network": _check_l2("l2_nn", l2_nn)}
+        l2 = {"embedding": _check_factor("l2_emb", l2_emb), "network": _check_factor("l2_nn", l2_nn)}
         optimizers = {
             "embedding": _get_optimizer(embedding_optimizer, embedding=True),
             "network": _get_optimizer(network_optimizer, name="network_optimizer"),
@@ -136,6 +142,7 @@ class GroupedOptimizerModel(keras.Model):
         self._network_optimizer = optimizers["network"]
         self._architecture_optimizer = optimizers.get("architecture")
         self._group_l2 = l2
+        self._clip_global_norm = _check_factor("clip_global_norm", clip_global_norm)
         self._variable_groups: _VariableGroups | None = None
         if loss is None:
             loss = keras.losses.BinaryCrossentropy(from_logits=True)
@@ -152,6 +159,7 @@ class GroupedOptimizerModel(keras.Model):
             "architecture_optimizer": optimizers.get("architecture"),
             "l2_emb": l2["embedding"],
             "l2_nn": l2["network"],
+            "clip_global_norm": self._clip_global_norm,
             "loss": loss,
             **kwargs,
         }
@@ -190,6 +198,9 @@ class GroupedOptimizerModel(keras.Model):
         variables = self.trainable_variables
         grads = tape.gradient(scaled_loss, variables)
         grads = [self._with_coupled_l2(g, v) for g, v in zip(grads, variables)]
+        if self._clip_global_norm:
+            grads = [_summed_rows(g) for g in grads]  # so a sparse gradient's norm is exact
+            grads, _ = tf.clip_by_global_norm(grads, self._clip_global_norm)
         self.optimizer.apply(grads, variables)
 
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
@@ -358,8 +369,22 @@ def _hand_l2_to_lazy_adam(optimizer: keras.optimizers.Optimizer, l2: float, arg:
     return optimizer.l2
 
 
-def _check_l2(name: str, value: float) -> float:
-    """Validates a coupled L2 factor."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-        raise ValueError(f"`{name}` must be a float >= 0. Received: {name}={value!r}")
+def _summed_rows(grad: Any) -> Any:
+    """A sparse gradient with the rows of repeated ids summed (its norm is then the dense
+    gradient's); anything else unchanged."""
+    if not isinstance(grad, tf.IndexedSlices):
+        return grad
+    ids, values = sum_duplicate_rows(grad)
+    return tf.IndexedSlices(values, ids, grad.dense_shape)
+
+
+def _check_factor(name: str, value: float) -> float:
+    """Validates a finite factor >= 0 (a coupled L2, a clipping norm)."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        raise ValueError(f"`{name}` must be a finite float >= 0. Received: {name}={value!r}")
     return float(value)

@@ -274,10 +274,29 @@ def test_compile_argument_errors():
         model.compile(embedding_optimizer=shared, network_optimizer=shared)
     with pytest.raises(ValueError, match="given twice with different values"):
         model.compile(embedding_optimizer=LazyAdam(l2=1e-3), network_optimizer="adam", l2_emb=1e-4)
-    with pytest.raises(ValueError, match=r"`l2_nn` must be a float >= 0. Received: l2_nn=-1"):
+    with pytest.raises(ValueError, match=r"`l2_nn` must be a finite float >= 0. Received: l2_nn=-1"):
         model.compile(embedding_optimizer="lazy_adam", network_optimizer="adam", l2_nn=-1)
     with pytest.raises(ValueError, match=r"lazy_adam', 'adam'\). Received: name='sgd'"):
         model.compile(embedding_optimizer="sgd", network_optimizer="adam")
+    for bad in (float("inf"), float("nan")):
+        with pytest.raises(ValueError, match="`clip_global_norm` must be a finite float"):
+            model.compile(embedding_optimizer="adam", network_optimizer="adam", clip_global_norm=bad)
+
+
+def test_clip_global_norm_clips_every_group_together():
+    """With SGD(lr=1) a step moves the weights by exactly the (clipped) gradient."""
+    x, y = _data(BATCH)
+    steps = {}
+    for clip in (0.0, 1e-3):
+        model = _built(search=False)
+        before = [v.numpy().copy() for v in model.trainable_variables]
+        model.compile(embedding_optimizer=keras.optimizers.SGD(1.0),
+                      network_optimizer=keras.optimizers.SGD(1.0), clip_global_norm=clip)
+        model.train_on_batch(x, y)
+        steps[clip] = np.sqrt(sum(np.sum(np.square(v.numpy() - b))
+                                  for v, b in zip(model.trainable_variables, before)))
+    assert steps[0.0] > 1e-3
+    np.testing.assert_allclose(steps[1e-3], 1e-3, rtol=1e-3)
 
 
 _MIRRORED_SCRIPT = textwrap.dedent(
