@@ -80,11 +80,16 @@ class TrainingConfig:
     batch_size: int = 4096
     epochs: int = 5
     patience: int = 1
+    plateau_lr_factor: float = 1.0
+    min_lr: float = 1e-6
     lr_emb: float = 3e-3
     lr_nn: float = 3e-3
     l2_emb: float = 3e-6
     l2_nn: float = 3e-6
     embedding_optimizer: str = "lazy_adam"
+    embedding_init_std: float = 1e-2
+    clip_global_norm: float = 0.0
+    shuffle: str = "chunks"
     operation_norm: str = "none"
     seed: int = 2024
     overwrite: bool = False
@@ -218,6 +223,7 @@ def _search(
         n=config.n, shallow=config.shallow, dropout=config.dropout,
         batch_norm=config.batch_norm, init_constant=config.init_constant, seed=config.seed,
         dataset=stats.dataset, operation_norm=config.operation_norm,
+        embedding_init_std=config.embedding_init_std,
     )
     if config.selection == "one_shot":
         model, best_epoch = _fit(
@@ -271,7 +277,7 @@ def _retrain(
         feature_num=stats.feature_num, num_fields=stats.num_fields, emb_dim=arch.emb_dim,
         n=arch.n, shallow=arch.shallow, fusion=fusion, arch=arch, dropout=config.dropout,
         batch_norm=config.batch_norm, seed=config.seed, dataset=stats.dataset,
-        operation_norm=arch.operation_norm,
+        operation_norm=arch.operation_norm, embedding_init_std=config.embedding_init_std,
     )
     warnings = arch.numerical_warnings(fusion)
     for warning in warnings:
@@ -404,7 +410,10 @@ def _fit(config: TrainingConfig, stats: DatasetStats, phase: _Phase) -> tuple[Op
     callbacks = [
         nan_guard,
         metrics,  # writes val_auc / val_logloss into the logs the callbacks below read
-        ValidationPlateau(lambda: metrics.records, monitor="val_auc", patience=config.patience),
+        ValidationPlateau(
+            lambda: metrics.records, monitor="val_auc", patience=config.patience,
+            factor=config.plateau_lr_factor, min_lr=config.min_lr,
+        ),
         keras.callbacks.ModelCheckpoint(
             run.best_weights_path, monitor="val_auc", mode="max", save_best_only=True,
             save_weights_only=True,
@@ -449,6 +458,7 @@ def compile_for_training(model: OptFusionModel, config: TrainingConfig) -> None:
         ),
         l2_emb=config.l2_emb,
         l2_nn=config.l2_nn,
+        clip_global_norm=config.clip_global_norm,
     )
 
 
@@ -469,7 +479,7 @@ def training_batches(config: TrainingConfig, dist: Distribution, first_pass: int
     def batches(batch_size: int, shard: tuple[int, int] | None) -> Any:
         return make_dataset(
             config.dataset_dir, "train", batch_size, seed=config.seed, repeat=True,
-            first_pass=first_pass, shard=shard,
+            first_pass=first_pass, shard=shard, shuffle_mode=config.shuffle,
         )
 
     if dist.strategy is None:

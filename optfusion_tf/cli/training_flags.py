@@ -9,6 +9,7 @@ from __future__ import annotations
 from absl import flags
 
 from optfusion_tf.arch_spec import OPERATION_NORMS, OPERATIONS, PRESETS, SHALLOW_COMPONENTS
+from optfusion_tf.data.reader import SHUFFLES
 from optfusion_tf.distribution import DEFAULT_CLUSTER_WAIT_S, STRATEGIES
 
 EMBEDDING_OPTIMIZERS = ("lazy_adam", "adam")
@@ -32,9 +33,21 @@ def define_common_flags() -> None:
     )
     flags.DEFINE_boolean("batch_norm", False, "Batch normalization in the deep blocks.")
     flags.DEFINE_integer("batch_size", 4096, "Global batch size.", lower_bound=1)
-    flags.DEFINE_integer("epochs", 5, "Maximum number of epochs.", lower_bound=1)
     flags.DEFINE_integer(
-        "patience", 1, "Epochs without validation-AUC improvement before stopping.", lower_bound=0
+        "epochs", 5, "Maximum number of epochs (early stopping usually ends training first).",
+        lower_bound=1,
+    )
+    flags.DEFINE_integer(
+        "patience", 1, "Epochs in a row without validation-AUC gain before stopping.", lower_bound=0
+    )
+    flags.DEFINE_float(
+        "plateau_lr_factor", 1.0,
+        "On every epoch without validation-AUC gain, multiply the learning rate of every "
+        "optimizer group (embedding, network, architecture) by this (FuxiCTR: 0.1); 1 keeps it.",
+        lower_bound=1e-12, upper_bound=1.0,
+    )
+    flags.DEFINE_float(
+        "min_lr", 1e-6, "The plateau step never takes a learning rate below this.", lower_bound=0.0
     )
     flags.DEFINE_float(
         "lr_emb", 3e-3, "Adam learning rate of the embedding table.", lower_bound=0.0
@@ -48,6 +61,21 @@ def define_common_flags() -> None:
         EMBEDDING_OPTIMIZERS,
         "lazy_adam updates only the embedding rows in the batch; adam updates the whole table "
         "(what the reference does).",
+    )
+    flags.DEFINE_float(
+        "embedding_init_std", 1e-2, "Standard deviation of the normal embedding initialization.",
+        lower_bound=1e-12,
+    )
+    flags.DEFINE_float(
+        "clip_global_norm", 0.0,
+        "Clip the gradients of all groups together to this global norm (FuxiCTR: 10); 0: off.",
+        lower_bound=0.0,
+    )
+    flags.DEFINE_enum(
+        "shuffle", "chunks", SHUFFLES,
+        "Training order each epoch: examples = a seeded permutation of the split's 256-row "
+        "chunks, rows permuted within windows of 262,144 (uncompressed shards; GZIP falls back "
+        "to chunks); chunks = runs of 256 consecutive rows from a 100,000-row window of the file.",
     )
     flags.DEFINE_enum(
         "operation_norm",
