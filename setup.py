@@ -22,7 +22,12 @@ setup(
         "matplotlib>=3.9,<3.12",
         "google-crc32c>=1.5,<2",
     ],
-    extras_require={"test": ["pytest>=8,<10"], "bench": ["psutil>=5.9,<8"]},
+    extras_require={
+        "test": ["pytest>=8,<10"],
+        "bench": ["psutil>=5.9,<8"],
+        # DeepCTR beside our models in bench/peers.py (legacy Keras, run in its own process).
+        "peers": ["deepctr==0.9.4", "tf-keras>=2.21,<2.22"],
+    },
     entry_points={
         "console_scripts": [
             "optfusion-demo=optfusion_tf.demo:run",

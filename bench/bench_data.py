@@ -1,0 +1,120 @@
+"""Datasets and tables shared by the quality benchmarks (quality.py, peers.py, recipe.py).
+
+Dataset names:
+    criteo_sample          ../shared/data/criteo_sample.txt (8,000 real rows), batch 256
+    avazu_sample           ../shared/data/avazu_sample.csv (8,999 real rows), batch 256
+    synthetic_<N>          N rows of the planted-model demo data (optfusion_tf.demo_data)
+    synthetic_<N>_sorted   the same rows sorted by label in the raw file, so the training split
+                           is stored as all negatives, then all positives (a correlated order)
+
+Every dataset is preprocessed once into <workdir>/<name> with the default split (seed 2022),
+so every model and seed sees the same train / validation / test rows. The real samples hold
+6,400 training rows: batch 4096 would be two steps an epoch, so they use batch 256.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import statistics
+from typing import Iterable, Sequence
+
+from absl import logging
+
+from optfusion_tf.data.preprocess import PreprocessOptions, preprocess
+from optfusion_tf.demo_data import write_demo_criteo
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED_DATA = os.path.join(os.path.dirname(REPO), "shared", "data")
+SAMPLES = {
+    "criteo_sample": ("criteo", "criteo_sample.txt"),
+    "avazu_sample": ("avazu", "avazu_sample.csv"),
+}
+SAMPLE_BATCH_SIZE = 256
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchDataset:
+    """A preprocessed dataset directory and the batch size the benchmarks train it with."""
+
+    name: str
+    path: str
+    batch_size: int
+
+
+def prepare(names: Sequence[str], workdir: str, batch_size: int) -> list[BenchDataset]:
+    """Preprocesses each named dataset (see the module docstring) unless it is already there.
+
+    `batch_size` is used for the synthetic sets; a real sample that is absent (no ../shared)
+    is skipped with a warning.
+    """
+    out = []
+    for name in names:
+        path = os.path.join(workdir, name)
+        if name in SAMPLES:
+            kind, file = SAMPLES[name]
+            raw = os.path.join(SHARED_DATA, file)
+            if not os.path.isfile(raw):
+                logging.warning("%s not found: %s is skipped", raw, name)
+                continue
+            size = SAMPLE_BATCH_SIZE
+        elif name.startswith("synthetic_"):
+            rows, _, order = name[len("synthetic_"):].partition("_")
+            if not rows.isdigit() or order not in ("", "sorted"):
+                raise ValueError(f"Unknown dataset name {name!r}; see bench/bench_data.py")
+            kind, size = "criteo", batch_size
+            raw = os.path.join(workdir, f"synthetic_{rows}.txt")
+            if not os.path.isfile(raw):
+                write_demo_criteo(raw, int(rows), seed=2022)
+            if order == "sorted":
+                raw = _sorted_by_label(raw, os.path.join(workdir, f"{name}.txt"))
+        else:
+            raise ValueError(f"Unknown dataset name {name!r}; see bench/bench_data.py")
+        if not os.path.isfile(os.path.join(path, "stats.json")):
+            preprocess(kind, raw, path, PreprocessOptions(overwrite=True))
+        out.append(BenchDataset(name, path, size))
+    return out
+
+
+def _sorted_by_label(raw: str, path: str) -> str:
+    """The lines of a Criteo-format file with all label-0 rows first (stable), at `path`."""
+    if not os.path.isfile(path):
+        with open(raw, encoding="utf-8") as f:
+            lines = f.readlines()
+        lines.sort(key=lambda line: line[:1])
+        with open(f"{path}.tmp", "w", encoding="utf-8") as f:
+            f.writelines(lines)
+        os.replace(f"{path}.tmp", path)
+    return path
+
+
+def mean_std(values: Iterable[float]) -> tuple[float, float]:
+    """Mean and population standard deviation."""
+    values = list(values)
+    return statistics.fmean(values), statistics.pstdev(values)
+
+
+def summary(runs: Sequence[dict]) -> dict:
+    """Mean / std of test AUC and log loss over runs (dicts with test_auc, test_logloss)."""
+    auc, auc_std = mean_std(r["test_auc"] for r in runs)
+    loss, loss_std = mean_std(r["test_logloss"] for r in runs)
+    return {
+        "test_auc_mean": auc, "test_auc_std": auc_std,
+        "test_logloss_mean": loss, "test_logloss_std": loss_std,
+        "best_epoch_mean": statistics.fmean(r["best_epoch"] for r in runs),
+        "seconds_mean": statistics.fmean(r["seconds"] for r in runs),
+        "runs": list(runs),
+    }
+
+
+def print_table(title: str, rows: dict[str, dict]) -> None:
+    """One line per model: test AUC and log loss as mean ± std, mean best epoch and seconds."""
+    print(f"\n{title}")
+    print(f"{'model':<34} {'test AUC':>17} {'test log loss':>17} {'epoch':>6} {'seconds':>8}")
+    for model, r in rows.items():
+        print(
+            f"{model:<34} {r['test_auc_mean']:.4f} ± {r['test_auc_std']:.4f} "
+            f"{r['test_logloss_mean']:.4f} ± {r['test_logloss_std']:.4f} "
+            f"{r['best_epoch_mean']:6.1f} {r['seconds_mean']:8.1f}",
+            flush=True,
+        )

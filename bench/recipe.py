@@ -1,0 +1,113 @@
+"""How the training recipe changes test AUC: the measurements behind the default flags.
+
+    python bench/recipe.py [--datasets=criteo_sample,avazu_sample,synthetic_200000]
+                           [--recipes=...] [--seeds=1,2,3] [--emb_dim=10] [--preset=parallel]
+
+Trains the --preset model (a fixed architecture, so that only the recipe changes) with each
+recipe, on every dataset (bench/bench_data.py: the same rows for every recipe and seed), and
+prints test AUC / log loss as mean ± std over the seeds, the mean best epoch and seconds. The
+last line is one JSON object with every run.
+
+A recipe is a set of TrainingConfig fields (the flags of search.py / retrain.py) over the
+defaults; "defaults" is what the flags give today. RECIPES lists what was compared: "before"
+(this project's recipe until issue 11), "fuxictr" (BARS / FuxiCTR's protocol) and, named
+"fuxictr - ...", that protocol with one thing changed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Sequence
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+from absl import app, flags, logging  # noqa: E402
+
+import bench_data  # noqa: E402
+from optfusion_tf.experiment import TrainingConfig, run_retrain  # noqa: E402
+
+# The recipe of this project before issue 11 (the reference's search_stage.py settings).
+BEFORE = dict(
+    epochs=5, patience=1, plateau_lr_factor=1.0, lr_emb=3e-3, lr_nn=3e-3, l2_emb=3e-6,
+    l2_nn=3e-6, embedding_optimizer="lazy_adam", embedding_init_std=1e-2, clip_global_norm=0.0,
+    shuffle="chunks",
+)
+# BARS / FuxiCTR's protocol (Adam 1e-3, x0.1 on plateau, stop after 2, clip 10, N(0, 1e-4)
+# embeddings, whole-table L2 on the embedding only).
+FUXICTR = dict(
+    epochs=100, patience=2, plateau_lr_factor=0.1, lr_emb=1e-3, lr_nn=1e-3, l2_emb=1e-5,
+    l2_nn=0.0, embedding_optimizer="adam", embedding_init_std=1e-4, clip_global_norm=10.0,
+    shuffle="examples",
+)
+LAZY = {**FUXICTR, "embedding_optimizer": "lazy_adam"}
+RECIPES = {
+    "before": BEFORE,
+    "before + patience 2 + 100 epochs": {**BEFORE, "epochs": 100, "patience": 2},
+    "fuxictr": FUXICTR,
+    "fuxictr - chunks shuffle": {**FUXICTR, "shuffle": "chunks"},
+    "fuxictr - no lr step": {**FUXICTR, "plateau_lr_factor": 1.0},
+    "fuxictr - l2_emb 0": {**FUXICTR, "l2_emb": 0.0},
+    "fuxictr - l2_emb 1e-4": {**FUXICTR, "l2_emb": 1e-4},
+    "fuxictr - embedding init 1e-2": {**FUXICTR, "embedding_init_std": 1e-2},
+    "fuxictr - lr 3e-3": {**FUXICTR, "lr_emb": 3e-3, "lr_nn": 3e-3},
+    "fuxictr - no clipping": {**FUXICTR, "clip_global_norm": 0.0},
+    "fuxictr - patience 1": {**FUXICTR, "patience": 1},
+    "fuxictr + lazy_adam": LAZY,
+    "fuxictr + lazy_adam - lr 3e-3": {**LAZY, "lr_emb": 3e-3, "lr_nn": 3e-3},
+    "fuxictr + lazy_adam - l2_emb 0": {**LAZY, "l2_emb": 0.0},
+    "fuxictr + lazy_adam - l2_emb 1e-4": {**LAZY, "l2_emb": 1e-4},
+    "fuxictr + lazy_adam - embedding init 1e-3": {**LAZY, "embedding_init_std": 1e-3},
+    "defaults": {},
+}
+
+FLAGS = flags.FLAGS
+flags.DEFINE_list("datasets", ["criteo_sample", "avazu_sample", "synthetic_200000"],
+                  "Datasets (bench/bench_data.py names).")
+flags.DEFINE_list("recipes", list(RECIPES), "Recipes to compare (keys of RECIPES).")
+flags.DEFINE_list("seeds", ["1", "2", "3"], "Training seeds.")
+flags.DEFINE_integer("emb_dim", 10, "Embedding size.", lower_bound=1)
+flags.DEFINE_integer("batch_size", 4096, "Batch size of the synthetic sets.", lower_bound=1)
+flags.DEFINE_enum("preset", "parallel", ["parallel", "stacked"], "The fixed model trained.")
+flags.DEFINE_string("workdir", "bench/out/recipe", "Datasets and runs (git-ignored).")
+
+
+def main(argv: Sequence[str]) -> None:
+    del argv
+    logging.set_verbosity(logging.WARNING)
+    keras.utils.disable_interactive_logging()  # no progress bars: one line per run
+    unknown = [r for r in FLAGS.recipes if r not in RECIPES]
+    if unknown:
+        raise app.UsageError(f"--recipes: unknown {unknown}; known: {list(RECIPES)}")
+    os.makedirs(FLAGS.workdir, exist_ok=True)
+    report = {}
+    for data in bench_data.prepare(FLAGS.datasets, FLAGS.workdir, FLAGS.batch_size):
+        rows = {}
+        for recipe in FLAGS.recipes:
+            runs = []
+            for seed in map(int, FLAGS.seeds):
+                config = TrainingConfig(
+                    dataset_dir=data.path,
+                    run_dir=os.path.join(FLAGS.workdir, "runs", data.name, recipe, str(seed)),
+                    emb_dim=FLAGS.emb_dim, batch_size=data.batch_size, seed=seed,
+                    overwrite=True, preset=FLAGS.preset,
+                )
+                config = dataclasses.replace(config, **RECIPES[recipe])
+                metrics = run_retrain(config, [], given=set())
+                runs.append({k: metrics[k] for k in
+                             ("test_auc", "test_logloss", "best_epoch", "seconds")} | {"seed": seed})
+                logging.warning("%s / %s / seed %d: test AUC %.4f (best epoch %d)", data.name,
+                                recipe, seed, metrics["test_auc"], metrics["best_epoch"])
+            rows[recipe] = bench_data.summary(runs)
+        report[data.name] = rows
+        bench_data.print_table(
+            f"{data.name}: {FLAGS.preset} preset, emb_dim {FLAGS.emb_dim}, batch {data.batch_size}, "
+            f"{len(FLAGS.seeds)} seeds", rows,
+        )
+    print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    app.run(main)
