@@ -241,6 +241,43 @@ def test_output_is_atomic(tmp_path, monkeypatch):
     assert os.listdir(out.parent) == ["out"]
 
 
+def test_overwrite_never_deletes_the_input_or_other_files(tmp_path, monkeypatch):
+    """--overwrite replaces only a dataset directory of ours (issue 12, item 1)."""
+    rawdir = tmp_path / "rawdir"
+    rawdir.mkdir()
+    raw = rawdir / "train.txt"
+    raw.write_bytes((FIXTURES / "criteo_small.txt").read_bytes())
+    options = PreprocessOptions(workers=0, overwrite=True)
+    # The folder holding the input file, also as "." and when it looks like a dataset.
+    with pytest.raises(DataError, match="holds the input file.*refusing to delete it"):
+        preprocess("criteo", str(raw), str(rawdir), options)
+    monkeypatch.chdir(rawdir)
+    with pytest.raises(DataError, match="holds the input file"):
+        preprocess("criteo", "train.txt", ".", options)
+    (rawdir / "stats.json").write_text("{}")
+    with pytest.raises(DataError, match="holds the input file"):
+        preprocess("criteo", "train.txt", ".", options)
+    assert sorted(os.listdir(rawdir)) == ["stats.json", "train.txt"]
+    # A folder of other files, with or without a stats.json.
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("keep me")
+    with pytest.raises(DataError, match="has no stats.json"):
+        preprocess("criteo", str(raw), str(other), options)
+    (other / "stats.json").write_text("{}")
+    with pytest.raises(DataError, match="also holds 'notes.txt'"):
+        preprocess("criteo", str(raw), str(other), options)
+    assert (other / "notes.txt").read_text() == "keep me"
+    # A dataset of ours is replaced; one with a stray file in vocab/ is not.
+    out = tmp_path / "out"
+    preprocess("criteo", str(raw), str(out), PreprocessOptions(workers=0))
+    (out / "vocab" / "mine.py").write_text("x = 1")
+    with pytest.raises(DataError, match="vocab/ also holds 'mine.py'"):
+        preprocess("criteo", str(raw), str(out), options)
+    (out / "vocab" / "mine.py").unlink()
+    assert preprocess("criteo", str(raw), str(out), options).rows
+
+
 def test_missing_stats_means_incomplete(tmp_path):
     with pytest.raises(DataError, match="not found"):
         DatasetStats.load(str(tmp_path / "nope"))

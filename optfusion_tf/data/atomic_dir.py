@@ -3,13 +3,16 @@
 A failure, Ctrl-C or SIGTERM (the CLIs turn it into SystemExit) removes the temporary directory;
 a SIGKILL may leave `.<name>.tmp-*` behind, which is never mistaken for a dataset (wrong name,
 no stats.json) and can be deleted. With `overwrite`, an existing directory is replaced only
-once the new one is complete.
+once the new one is complete, and only if it is a dataset this package wrote (stats.json,
+shards, vocab/ and nothing else) that does not hold the input file: `--record=.` or a folder
+with the raw log in it is refused, never deleted.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import tempfile
 from typing import Iterator
@@ -17,23 +20,61 @@ from typing import Iterator
 from optfusion_tf.data.errors import DataError
 
 
-def check_output_dir(path: str, overwrite: bool) -> None:
-    """Raises DataError if `path` exists and may not be replaced, or is not a directory."""
+_DATASET_ENTRY = re.compile(r"(train|validation|test)-\d{5}\.tfrecord(\.gz)?|stats\.json|vocab")
+
+
+def check_output_dir(path: str, overwrite: bool, input_path: str | None = None) -> None:
+    """Raises DataError if `path` exists and may not be replaced, or is not a directory.
+
+    With `overwrite`, an existing directory may be replaced only if `_not_a_dataset` finds
+    nothing against it.
+    """
     if os.path.lexists(path):
         if not os.path.isdir(path):
             raise DataError(f"{path}: output path exists and is not a directory")
         if not overwrite:
             raise DataError(f"{path}: output directory exists; pass --overwrite to replace it")
+        reason = _not_a_dataset(path, input_path)
+        if reason:
+            raise DataError(
+                f"{path}: --overwrite replaces only a dataset directory written by this "
+                f"package, but {reason}; refusing to delete it. Choose another --record."
+            )
+
+
+def _not_a_dataset(path: str, input_path: str | None) -> str | None:
+    """Why `path` is not a replaceable dataset directory, or None if it is one."""
+    real = os.path.realpath(path)
+    if input_path is not None:
+        source = os.path.realpath(input_path)
+        if os.path.commonpath([real, source]) == real:
+            return f"it holds the input file {input_path}"
+    if not os.path.isfile(os.path.join(path, "stats.json")):
+        return "it has no stats.json"
+    others = sorted(e for e in os.listdir(path) if not _DATASET_ENTRY.fullmatch(e))
+    if others:
+        return f"it also holds {', '.join(map(repr, others[:5]))}" + (" ..." if len(others) > 5 else "")
+    vocab = os.path.join(path, "vocab")
+    if os.path.lexists(vocab):
+        if not os.path.isdir(vocab) or os.path.islink(vocab):
+            return "its vocab is not a directory"
+        stray = sorted(e for e in os.listdir(vocab) if not e.endswith(".tsv"))
+        if stray:
+            return f"its vocab/ also holds {', '.join(map(repr, stray[:5]))}"
+    return None
 
 
 @contextlib.contextmanager
-def atomic_output_dir(path: str, overwrite: bool) -> Iterator[str]:
+def atomic_output_dir(
+    path: str, overwrite: bool, input_path: str | None = None
+) -> Iterator[str]:
     """Yields a temporary directory that becomes `path` when the block exits normally.
 
-    Parent directories created here are removed again if the block fails.
+    Parent directories created here are removed again if the block fails. `input_path`: the
+    file being read, which an overwritten `path` must not hold.
     """
     path = os.path.abspath(path)
-    check_output_dir(path, overwrite)
+    check_output_dir(path, overwrite, input_path)
     parent = os.path.dirname(path)
     created = []
     probe = parent
@@ -44,7 +85,7 @@ def atomic_output_dir(path: str, overwrite: bool) -> Iterator[str]:
     tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.tmp-", dir=parent)
     try:
         yield tmp
-        check_output_dir(path, overwrite)
+        check_output_dir(path, overwrite, input_path)
         if os.path.lexists(path):
             old = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.old-", dir=parent)
             os.rename(path, os.path.join(old, "replaced"))

@@ -247,7 +247,7 @@ def preprocess(
     start = time.monotonic()
     fmt = raw_format(kind, input_path, csv_options)
     record_dir = record_dir or default_record_dir(fmt.dataset, options.threshold)
-    check_output_dir(record_dir, options.overwrite)
+    check_output_dir(record_dir, options.overwrite, input_path)
     logging.info(
         "preprocessing %s (%s, %d fields) -> %s",
         input_path,
@@ -256,7 +256,7 @@ def preprocess(
         record_dir,
     )
     o = options
-    with atomic_output_dir(record_dir, o.overwrite) as tmp, OrderedPool(
+    with atomic_output_dir(record_dir, o.overwrite, input_path) as tmp, OrderedPool(
         o.workers, _PRELOAD
     ) as pool:
         cache_path = os.path.join(tmp, _CACHE_FILE)
