@@ -8,10 +8,12 @@ into training.
   exact metrics of the whole split (and early stopping decides alike everywhere).
 - `ExactValidationMetrics`: after every epoch writes `val_auc` and `val_logloss` into the epoch's
   `logs`. Keras 3 hands the same dict to every later callback in the list, so EarlyStopping,
-  ModelCheckpoint, TensorBoard and History placed after it see them.
+  ModelCheckpoint, TensorBoard and History placed after it see them. Both are NaN for an epoch
+  whose predictions or weights (`non_finite_weights`) are not all finite.
 - `StopOnNaN`: `keras.callbacks.TerminateOnNaN` that remembers where it stopped, so a script can
   exit non-zero with a clear message (the best checkpoint so far is untouched: a NaN val_auc is
-  never an improvement for EarlyStopping or ModelCheckpoint).
+  never an improvement for EarlyStopping or for a ModelCheckpoint whose
+  `initial_value_threshold` is -inf; with None, Keras saves any first epoch).
 
 Datasets yield (feature_ids int64 [B, F], label float32 [B, 1]); models map feature_ids to logits
 [B, 1].
@@ -221,7 +223,15 @@ class ExactValidationMetrics(keras.callbacks.Callback):
             raise ValueError("ExactValidationMetrics needs the epoch's logs dict to write into.")
         labels, logits = predict_logits(self.model, self.validation_data, self.strategy)
         finite = np.isfinite(logits)
-        if finite.all():
+        bad_weights = non_finite_weights(self.model)
+        if bad_weights:
+            logging.warning(
+                "epoch %d: %s hold NaN or infinite values; val_auc and val_logloss are NaN "
+                "for this epoch, so it is never kept as the best.", epoch + 1,
+                ", ".join(bad_weights[:3]) + (" ..." if len(bad_weights) > 3 else ""),
+            )
+            auc = logloss = math.nan
+        elif finite.all():
             metrics = binary_metrics(labels, logits)
             auc, logloss = metrics["auc"], metrics["logloss"]
         else:
@@ -294,6 +304,14 @@ class StopOnNaN(keras.callbacks.TerminateOnNaN):
             "The best checkpoint so far is kept. Lower the learning rates (or add L2) and run "
             "again in a new run directory (or with --overwrite)."
         )
+
+
+def non_finite_weights(model: keras.Model) -> list[str]:
+    """Paths of the model's weights that hold a NaN or an infinity (none: [])."""
+    return [
+        w.path for w in model.weights
+        if w.dtype.startswith("float") and not bool(tf.reduce_all(tf.math.is_finite(w.value)))
+    ]
 
 
 def _is_finite(value: Any) -> bool:

@@ -417,7 +417,8 @@ def _fit(config: TrainingConfig, stats: DatasetStats, phase: _Phase) -> tuple[Op
         keras.callbacks.ModelCheckpoint(
             run.best_weights_path, monitor="val_auc", mode="max", save_best_only=True,
             save_weights_only=True,
-            initial_value_threshold=None if best_so_far is None else best_so_far["val_auc"],
+            # -inf, not None: Keras saves a first epoch whatever its value, NaN included.
+            initial_value_threshold=-math.inf if best_so_far is None else best_so_far["val_auc"],
         ),
         keras.callbacks.TensorBoard(run.tensorboard_dir, histogram_freq=0),
         ArchitectureSummaries(run.tensorboard_dir, probe_ids=next(iter(valid))[0][:PROBE_ROWS]),
@@ -434,7 +435,7 @@ def _fit(config: TrainingConfig, stats: DatasetStats, phase: _Phase) -> tuple[Op
         kept = (
             f"the best checkpoint so far stays at {run.best_weights_path}"
             if os.path.isfile(run.best_weights_path)
-            else "no epoch finished, so there is no checkpoint"
+            else "no epoch finished with finite weights, so there is no checkpoint"
         )
         raise ExperimentError(f"{phase.name}: {nan_guard.message}; {kept}.")
     if not os.path.isfile(run.best_weights_path) or metrics.best is None:

@@ -17,6 +17,7 @@ from optfusion_tf.evaluation import (
     ExactValidationMetrics,
     StopOnNaN,
     binary_metrics,
+    non_finite_weights,
     evaluate_split,
     predict_logits,
 )
@@ -210,6 +211,37 @@ def test_nan_loss_stops_and_keeps_the_best_checkpoint(tmp_path):
     expected = exact.records[0]["val_auc"]
     assert evaluate_split(restored, valid)["auc"] == pytest.approx(expected, abs=1e-6)
     assert evaluate_split(model, valid)["auc"] == pytest.approx(expected, abs=1e-6)
+
+
+class _CorruptUnseenRow(keras.callbacks.Callback):
+    """At the end of epoch 1, a NaN embedding row that no validation example looks up."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 0:
+            table = self.model.layers[1].embeddings
+            table.assign(tf.tensor_scatter_nd_update(
+                table.value, [[VOCAB]], np.full((1, 4), np.nan, np.float32)))
+
+
+def test_a_non_finite_model_is_never_the_best_checkpoint(tmp_path):
+    """Issue 12, item 7: NaN weights in epoch 1 give val_auc NaN even when every validation
+    prediction is finite, and a NaN first epoch is not saved (Keras saves any first epoch)."""
+    valid = _dataset(200, seed=3)
+    exact = ExactValidationMetrics(valid)
+    checkpoint_path = str(tmp_path / "best.weights.h5")
+    inputs = keras.Input((NUM_FIELDS,), dtype="int64")
+    x = keras.layers.Flatten()(keras.layers.Embedding(VOCAB + 1, 4)(inputs))  # row VOCAB: unseen
+    model = keras.Model(inputs, keras.layers.Dense(1)(x))
+    model.compile(optimizer="adam", loss=keras.losses.BinaryCrossentropy(from_logits=True))
+    model.fit(_dataset(300), epochs=1, verbose=0, shuffle=False, callbacks=[
+        _CorruptUnseenRow(), exact,
+        keras.callbacks.ModelCheckpoint(checkpoint_path, monitor="val_auc", mode="max",
+                                        save_best_only=True, save_weights_only=True,
+                                        initial_value_threshold=-math.inf)])
+    assert math.isnan(exact.records[0]["val_auc"])
+    assert not os.path.exists(checkpoint_path)
+    assert non_finite_weights(model) == [model.layers[1].embeddings.path]
+    assert non_finite_weights(_model()) == []
 
 
 def test_stop_on_nan_is_silent_on_a_healthy_run():

@@ -148,8 +148,11 @@ def test_missing_or_incomplete_dataset_dir_is_refused(dataset_dir, tmp_path):
 
 def test_nan_loss_stops_with_a_message(dataset_dir, tmp_path):
     config = _config(dataset_dir, tmp_path / "nan", lr_nn=1e30, lr_emb=1e30, epochs=3)
-    with pytest.raises(ExperimentError, match="NaN|nan"):
+    with pytest.raises(ExperimentError, match="NaN|nan") as raised:
         run_retrain(dataclasses.replace(config, preset="stacked"), [], given=set())
+    # Issue 12, item 7: an epoch that ends with NaN weights is never saved as the best.
+    assert "no epoch finished with finite weights" in str(raised.value)
+    assert not (tmp_path / "nan" / "checkpoints" / "best.weights.h5").exists()
 
 
 def _cli(script: str, *args: str, **kwargs) -> subprocess.Popen:
@@ -161,7 +164,8 @@ def _cli(script: str, *args: str, **kwargs) -> subprocess.Popen:
 
 
 def test_unknown_flag_values_exit_nonzero_and_write_nothing(dataset_dir, tmp_path):
-    for args in (["--fusion=bogus"], ["--preset=diamond"], ["--shallow=fm"]):
+    for args in (["--fusion=bogus"], ["--preset=diamond"], ["--shallow=fm"], ["--l2_nn=nan"],
+                 ["--lr_emb=inf"]):
         proc = _cli("retrain.py", f"--dataset_dir={dataset_dir}", f"--run_dir={tmp_path / 'r'}", *args)
         out, _ = proc.communicate(timeout=120)
         assert proc.returncode != 0 and args[0].split("=")[0][2:] in out, out

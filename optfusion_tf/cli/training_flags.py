@@ -10,6 +10,8 @@ settings are in configs/*.flags.
 
 from __future__ import annotations
 
+import math
+
 from absl import flags
 
 from optfusion_tf.arch_spec import OPERATION_NORMS, OPERATIONS, PRESETS, SHALLOW_COMPONENTS
@@ -19,6 +21,16 @@ from optfusion_tf.distribution import DEFAULT_CLUSTER_WAIT_S, STRATEGIES
 EMBEDDING_OPTIMIZERS = ("lazy_adam", "adam")
 SELECTIONS = ("one_shot", "sequential")
 RETRAIN_FUSIONS = ("hard", "soft", *OPERATIONS)
+
+
+def require_finite(names: tuple[str, ...]) -> None:
+    """Refuses NaN and infinite values of the float flags `names` when flags are parsed
+    (absl's bounds let NaN through: every comparison with NaN is false)."""
+    for name in names:
+        flags.register_validator(
+            name, lambda value: value is None or math.isfinite(value),
+            message=f"--{name} must be a finite number",
+        )
 
 
 def define_common_flags() -> None:
@@ -107,6 +119,10 @@ def define_common_flags() -> None:
         "multi_worker: seconds to wait for every worker of TF_CONFIG to join before giving up.",
         lower_bound=1.0,
     )
+    require_finite((
+        "dropout", "plateau_lr_factor", "min_lr", "lr_emb", "lr_nn", "l2_emb", "l2_nn",
+        "embedding_init_std", "clip_global_norm", "cluster_wait_s",
+    ))
 
 
 def define_search_flags() -> None:
@@ -120,6 +136,7 @@ def define_search_flags() -> None:
         "one_shot: connections and operations together (the paper's algorithm); sequential: "
         "connections with a fixed ADD first, then operations with connections frozen (Table 5).",
     )
+    require_finite(("arch_lr", "init_constant"))
 
 
 def define_retrain_flags() -> None:
