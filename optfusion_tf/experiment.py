@@ -270,6 +270,8 @@ def _retrain(
     arch: ArchSpec,
     dist: Distribution,
 ) -> dict[str, Any]:
+    if config.arch:
+        flag_lines = arch_flag_lines(flag_lines, arch)
     run = _open_run(config, flag_lines, dist)
     started = time.perf_counter()
     fusion = "hard" if config.preset is not None else config.fusion
@@ -291,6 +293,19 @@ def _retrain(
         config, stats, run, model, started, best_epoch, dist, stage="retrain", arch=arch,
         fusion=fusion, warnings=warnings,
     )
+
+
+ARCH_FLAGS = ("emb_dim", "n", "operation_norm", "shallow")
+
+
+def arch_flag_lines(flag_lines: list[str], arch: ArchSpec) -> list[str]:
+    """`flag_lines` of a `--arch` re-train with the values --arch decides (ARCH_FLAGS) taken
+    from the arch, so that `retrain.py --flagfile=<run>/flags.txt` agrees with it."""
+    def from_arch(line: str) -> str:
+        name = line.split("=", 1)[0][2:]
+        return f"--{name}={getattr(arch, name)}" if name in ARCH_FLAGS else line
+
+    return [from_arch(line) for line in flag_lines]
 
 
 def _distributed(

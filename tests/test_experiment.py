@@ -16,7 +16,14 @@ from conftest import demo_dataset
 from tensorboard.backend.event_processing import event_accumulator
 
 from optfusion_tf.arch_spec import ArchSpec
-from optfusion_tf.experiment import ExperimentError, TrainingConfig, run_retrain, run_search
+from optfusion_tf.data.stats import DatasetStats
+from optfusion_tf.experiment import (
+    ExperimentError,
+    TrainingConfig,
+    retrain_arch,
+    run_retrain,
+    run_search,
+)
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 METRIC_KEYS = {"valid_auc", "valid_logloss", "test_auc", "test_logloss", "best_epoch", "seconds"}
@@ -77,6 +84,22 @@ def test_retrain_from_the_searched_arch(dataset_dir, search_run, tmp_path, fusio
     metrics = run_retrain(config, [], given=set())
     assert METRIC_KEYS <= set(metrics) and metrics["fusion"] == fusion
     assert ArchSpec.load(tmp_path / fusion / "arch.json") == ArchSpec.load(search_run / "arch.json")
+
+
+def test_flags_txt_of_an_arch_retrain_holds_the_arch_values(dataset_dir, search_run, tmp_path):
+    """Issue 12, item 3: the parsed defaults (--emb_dim=16, --n=3) are not what the run used;
+    flags.txt records the arch's, so --flagfile=<run>/flags.txt is accepted."""
+    arch = str(search_run / "arch.json")
+    config = _config(dataset_dir, tmp_path / "r", arch=arch, fusion="add", emb_dim=16, n=3)
+    parsed = [f"--arch={arch}", "--emb_dim=16", "--epochs=1", "--n=3", "--operation_norm=none",
+              "--shallow=crossnet"]
+    run_retrain(config, parsed, given=set())
+    lines = [line for line in (tmp_path / "r" / "flags.txt").read_text().splitlines()
+             if line.startswith("--")]
+    assert lines == [f"--arch={arch}", "--emb_dim=2", "--epochs=1", "--n=1",
+                     "--operation_norm=none", "--shallow=crossnet"]
+    again = dataclasses.replace(config, emb_dim=2, n=1)
+    retrain_arch(again, DatasetStats.load(dataset_dir), given={"emb_dim", "n", "shallow"})
 
 
 @pytest.mark.parametrize("preset", ["parallel", "stacked"])
