@@ -26,8 +26,9 @@ from typing import Any
 import keras
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
-from optfusion_tf.arch_spec import OPERATIONS, ArchSpec
+from optfusion_tf.arch_spec import OPERATIONS, ArchSpec, ArchSpecError
 from optfusion_tf.architecture_plot import (
     architecture_image,
     connection_matrix_image,
@@ -78,7 +79,11 @@ class ArchitectureSummaries(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs or {}
         current_arch = getattr(self.model, "current_arch", None)
-        arch = current_arch() if callable(current_arch) else self.arch
+        try:
+            arch = current_arch() if callable(current_arch) else self.arch
+        except ArchSpecError as err:  # NaN alpha / beta: the NaN stop reports it
+            logging.warning("epoch %d: no architecture summary (%s)", epoch + 1, err)
+            arch = None
         with self._writer.as_default(step=epoch):
             if arch is not None and arch != self._last_arch:
                 write_architecture_summaries(arch)
