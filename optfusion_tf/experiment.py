@@ -57,6 +57,7 @@ from optfusion_tf.run_dir import (
 from optfusion_tf.tensorboard_callbacks import ArchitectureSummaries
 
 MODEL_FILE = "model.keras"
+METRICS_FILE = "metrics.json"  # RunDir.metrics_path: written last, a complete run
 EVAL_BATCH_SIZE = 16384
 # Validation rows on which the per-operation output scales are logged every epoch.
 PROBE_ROWS = 4096
@@ -196,11 +197,14 @@ def retrain_arch(config: TrainingConfig, stats: DatasetStats, given: set[str]) -
         arch.check_trainable(config.fusion)
     except ArchSpecError as err:
         raise ExperimentError(f"--arch: {err}") from None
-    if config.init_from_search and not os.path.isfile(_search_model_path(config.arch)):
-        raise ExperimentError(
-            f"--init_from_search: {_search_model_path(config.arch)} not found (the search run "
-            "that wrote --arch did not finish)."
-        )
+    if config.init_from_search:
+        search_dir = os.path.dirname(os.path.abspath(config.arch))
+        for name in (MODEL_FILE, METRICS_FILE):  # metrics.json last: the run is complete
+            if not os.path.isfile(os.path.join(search_dir, name)):
+                raise ExperimentError(
+                    f"--init_from_search: {os.path.join(search_dir, name)} not found (the "
+                    "search run that wrote --arch did not finish)."
+                )
     return arch
 
 

@@ -145,7 +145,13 @@ def test_arch_from_another_dataset_or_shape_is_refused(dataset_dir, search_run, 
     other = tmp_path / "other_arch.json"
     other.write_text(json.dumps({k: v for k, v in data.items() if k in ArchSpec.__dataclass_fields__
                                  or k in ("format_version", "operation_order")}))
+    unfinished = tmp_path / "unfinished_search"  # arch.json and model.keras, no metrics.json
+    unfinished.mkdir()
+    for name in ("arch.json", "model.keras"):
+        (unfinished / name).write_bytes((search_run / name).read_bytes())
     cases = [
+        (dict(arch=str(unfinished / "arch.json"), init_from_search=True), set(),
+         "unfinished_search/metrics.json not found"),
         (dict(arch=str(other)), set(), "feature_num"),
         (dict(arch=str(search_run / "arch.json"), n=2), {"n"}, "--n=2"),
         (dict(arch=str(search_run / "arch.json"), shallow="cin"), {"shallow"}, "--shallow='cin'"),

@@ -93,6 +93,12 @@ def test_bad_names_and_existing_versions_are_refused(kdd, tmp_path):
     (export_dir / "optfusion" / "4" / "keep").write_text("x")
     _refused(r"optfusion/4 already exists; versions are never overwritten.*next free one \(5\)", run, str(export_dir), version=4)
     assert os.listdir(export_dir / "optfusion" / "4") == ["keep"]
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    _refused("--export_dir: .*a_file exists and is not a directory", run, str(a_file))
+    (tmp_path / "e2").mkdir()
+    (tmp_path / "e2" / "optfusion").write_text("x")
+    _refused("--export_dir: .*optfusion exists and is not a directory", run, str(tmp_path / "e2"))
 
 
 def test_a_failed_check_leaves_no_version_directory(kdd, tmp_path, monkeypatch):

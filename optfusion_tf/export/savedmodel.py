@@ -99,6 +99,9 @@ def export_savedmodel(
     if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 1):
         raise ExportError(f"--version={version!r}: expected a positive integer")
     run = open_retrain_run(run_dir)
+    for path in (export_dir, os.path.join(export_dir, model_name)):
+        if os.path.lexists(path) and not os.path.isdir(path):
+            raise ExportError(f"--export_dir: {path} exists and is not a directory")
     model_dir = os.path.join(export_dir, model_name)
     version = next_version(model_dir) if version is None else version
     final = os.path.join(model_dir, str(version))
