@@ -20,6 +20,7 @@ deleted at the end).
 from __future__ import annotations
 
 import dataclasses
+import glob
 import json
 import math
 import os
@@ -222,6 +223,7 @@ def _search(
 ) -> dict[str, Any]:
     run = _open_run(config, flag_lines, dist)
     started = time.perf_counter()
+    earlier = earlier_seconds(run)
     build = dict(
         feature_num=stats.feature_num, num_fields=stats.num_fields, emb_dim=config.emb_dim,
         n=config.n, shallow=config.shallow, dropout=config.dropout,
@@ -252,7 +254,9 @@ def _search(
     arch = model.current_arch()
     arch.save(run.arch_path)
     draw_architecture(arch, path=run.architecture_png, title=f"searched on {stats.dataset}")
-    return _finish(config, stats, run, model, started, best_epoch, dist, stage="search", arch=arch)
+    return _finish(
+        config, stats, run, model, (started, earlier), best_epoch, dist, stage="search", arch=arch
+    )
 
 
 def run_retrain(config: TrainingConfig, flag_lines: list[str], given: set[str]) -> dict[str, Any]:
@@ -278,6 +282,7 @@ def _retrain(
         flag_lines = arch_flag_lines(flag_lines, arch)
     run = _open_run(config, flag_lines, dist)
     started = time.perf_counter()
+    earlier = earlier_seconds(run)
     fusion = "hard" if config.preset is not None else config.fusion
     model = OptFusionModel(
         feature_num=stats.feature_num, num_fields=stats.num_fields, emb_dim=arch.emb_dim,
@@ -294,9 +299,21 @@ def _retrain(
     draw_architecture(arch, path=run.architecture_png, title=f"{fusion} re-train on {stats.dataset}")
     model, best_epoch = _fit(config, stats, _Phase("retrain", model, run, run, dist))
     return _finish(
-        config, stats, run, model, started, best_epoch, dist, stage="retrain", arch=arch,
+        config, stats, run, model, (started, earlier), best_epoch, dist, stage="retrain", arch=arch,
         fusion=fusion, warnings=warnings,
     )
+
+
+def earlier_seconds(run: RunDir) -> float:
+    """Seconds that earlier processes of a resumed run spent on the epochs they finished (the
+    epochs.json records under the run directory, phases included); 0 for a new run."""
+    if not run.resuming:
+        return 0.0
+    total = 0.0
+    for path in glob.glob(os.path.join(run.path, "**", "epochs.json"), recursive=True):
+        with open(path, encoding="utf-8") as f:
+            total += sum(float(r.get("seconds") or 0.0) for r in json.load(f).get("epochs", []))
+    return total
 
 
 ARCH_FLAGS = ("emb_dim", "n", "operation_norm", "shallow")
@@ -517,12 +534,18 @@ def _finish(
     stats: DatasetStats,
     run: RunDir,
     model: OptFusionModel,
-    started: float,
+    timing: tuple[float, float],
     best_epoch: int,
     dist: Distribution,
     **extras: Any,
 ) -> dict[str, Any]:
-    """Exact validation and test metrics of the best epoch -> metrics.json (marks completion)."""
+    """Exact validation and test metrics of the best epoch -> metrics.json (marks completion).
+
+    `timing`: (this process' start on perf_counter, seconds that earlier processes of a resumed
+    run spent, `earlier_seconds`): metrics.json's `seconds` is the whole run's time,
+    `seconds_this_process` this process' part.
+    """
+    started, earlier = timing
     valid, test = (
         evaluate_split(
             model,
@@ -532,13 +555,15 @@ def _finish(
         for split in ("validation", "test")
     )
     arch: ArchSpec = extras.pop("arch")
+    elapsed = time.perf_counter() - started
     metrics = run.write_metrics(
         valid_auc=valid["auc"],
         valid_logloss=valid["logloss"],
         test_auc=test["auc"],
         test_logloss=test["logloss"],
         best_epoch=best_epoch,
-        seconds=time.perf_counter() - started,
+        seconds=earlier + elapsed,
+        seconds_this_process=elapsed,
         dataset=stats.dataset,
         live_nodes=list(arch.live_nodes),
         operations={node: arch.operations[node] for node in arch.live_nodes if node in arch.operations},

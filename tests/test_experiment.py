@@ -243,3 +243,8 @@ def test_killed_search_resumes_and_stops_where_an_uninterrupted_run_stops(datase
     resumed_metrics = json.loads((run_dir / "metrics.json").read_text())
     for key in ("best_epoch", "valid_auc", "test_auc", "test_logloss"):
         assert resumed_metrics[key] == whole_metrics[key], key
+    # Issue 12, item 16: the whole run's time, not only the resumed process'.
+    first_epoch = resumed[0]["seconds"]
+    assert resumed_metrics["seconds"] >= resumed_metrics["seconds_this_process"] + first_epoch
+    assert resumed_metrics["seconds_this_process"] > sum(r["seconds"] for r in resumed[1:])
+    assert whole_metrics["seconds"] == whole_metrics["seconds_this_process"]
