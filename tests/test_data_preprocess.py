@@ -107,6 +107,29 @@ def test_kdd12_click_counts_become_binary_labels(tmp_path):
     assert stats.label == {"column": "Click", "rule": "count, positive if >0"}
 
 
+@pytest.mark.parametrize("kind,fixture,csv_options", [
+    ("avazu", "avazu_small.csv", None),
+    ("criteo", "criteo_small.txt", None),
+    ("csv", "ratings_small.csv", CsvOptions(label_col="rating", categorical_cols=("user",),
+                                            label_positive_if=">=4")),
+])
+@pytest.mark.parametrize("compress", [False, True])
+def test_a_utf8_byte_order_mark_is_ignored(tmp_path, kind, fixture, csv_options, compress):
+    """Issue 12, item 5: a BOM does not rename Avazu's `id` (kept as a 25th field before), spoil
+    a CSV header or make Criteo's first row bad; the dataset equals the one without it."""
+    text = (FIXTURES / fixture).read_bytes()
+    with_bom = tmp_path / (fixture + (".gz" if compress else ""))
+    data = b"\xef\xbb\xbf" + text
+    with_bom.write_bytes(gzip.compress(data) if compress else data)
+    options = PreprocessOptions(threshold=1, **ALL_TRAIN)
+    plain = preprocess(kind, str(FIXTURES / fixture), str(tmp_path / "plain"), options, csv_options)
+    bom = preprocess(kind, str(with_bom), str(tmp_path / "bom"), options, csv_options)
+    assert bom.field_names == plain.field_names and bom.bad_rows == plain.bad_rows
+    for got, want in zip(load_split(str(tmp_path / "bom"), "train"),
+                         load_split(str(tmp_path / "plain"), "train")):
+        np.testing.assert_array_equal(got, want)
+
+
 def test_csv_quotes_na_strings_and_label_rule(tmp_path):
     options = CsvOptions(
         label_col="rating",

@@ -15,6 +15,7 @@ from typing import BinaryIO, Iterator
 from optfusion_tf.data.errors import DataError
 
 GZIP_MAGIC = b"\x1f\x8b"
+UTF8_BOM = b"\xef\xbb\xbf"
 DEFAULT_BLOCK_BYTES = 8 << 20
 
 
@@ -59,11 +60,17 @@ def _read(stream: BinaryIO, size: int, path: str) -> bytes:
         raise DataError(f"{path}: unreadable gzip input: {e}") from e
 
 
+def _without_bom(first_piece: bytes) -> bytes:
+    """The file's first bytes without a UTF-8 byte order mark (editors on Windows write one)."""
+    return first_piece[len(UTF8_BOM):] if first_piece.startswith(UTF8_BOM) else first_piece
+
+
 def read_first_line(path: str) -> str | None:
-    """The first line (decoded as UTF-8, newline stripped), or None for an empty file."""
+    """The first line (decoded as UTF-8, a leading byte order mark and the newline stripped),
+    or None for an empty file."""
     with open_raw(path) as stream:
-        line = bytearray()
-        while not line.endswith(b"\n"):
+        line = bytearray(_without_bom(_read(stream, 1 << 16, path)))
+        while line and not line.endswith(b"\n"):
             piece = _read(stream, 1 << 16, path)
             if not piece:
                 break
@@ -79,23 +86,24 @@ def iter_blocks(
     """Yields the file's lines after the first `skip_lines`, in blocks of about `block_bytes`.
 
     A final line without a newline gets one. A single line longer than `block_bytes` makes
-    its block longer; it is never cut.
+    its block longer; it is never cut. A UTF-8 byte order mark at the start is dropped.
 
     Raises:
         DataError: the input cannot be opened or its gzip stream is corrupt or truncated.
     """
     with open_raw(path) as stream:
-        carry = b""
+        carry = _without_bom(_read(stream, len(UTF8_BOM), path))
         line_no = 1
         while skip_lines:
-            piece = _read(stream, 1 << 16, path)
-            if not piece:
-                return
-            carry += piece
             while skip_lines and b"\n" in carry:
                 carry = carry.split(b"\n", 1)[1]
                 skip_lines -= 1
                 line_no += 1
+            if skip_lines:
+                piece = _read(stream, 1 << 16, path)
+                if not piece:
+                    return
+                carry += piece
         while True:
             piece = _read(stream, block_bytes, path)
             if not piece:
