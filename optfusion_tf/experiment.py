@@ -161,8 +161,21 @@ def load_dataset_stats(dataset_dir: str) -> DatasetStats:
     try:
         stats = DatasetStats.load(dataset_dir)
         for split in ("train", "validation", "test"):
-            if stats.rows.get(split, 0) < 1:
+            rows, positives = stats.rows.get(split, 0), stats.positives.get(split, 0)
+            if rows < 1:
                 raise DataError(f"{dataset_dir}: the {split} split is empty; nothing to train or evaluate on")
+            if positives in (0, rows):
+                raise DataError(
+                    f"{dataset_dir}: every one of the {rows:,} {split} rows has label "
+                    f"{int(positives > 0)}; AUC needs both classes (another --seed or --ratio "
+                    "in preprocessing, or more data)"
+                )
+        problems = stats.shard_problems(dataset_dir)
+        if problems:
+            raise DataError(
+                f"{dataset_dir}: the shards do not match stats.json: {'; '.join(problems[:5])}"
+                " (copy the dataset again or re-run preprocessing)"
+            )
     except DataError as err:
         raise ExperimentError(f"--dataset_dir: {err}") from None
     return stats

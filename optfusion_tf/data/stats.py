@@ -168,6 +168,42 @@ class DatasetStats:
             version = data.get("format_version")
             if version != FORMAT_VERSION:
                 raise DataError(f"{path}: format_version {version!r}, expected {FORMAT_VERSION}")
-            return cls.from_dict(data)
+            stats = cls.from_dict(data)
         except (json.JSONDecodeError, TypeError, KeyError) as e:
             raise DataError(f"{path}: malformed stats file: {e}") from e
+        names = [("vocab_file", f.vocab_file) for f in stats.fields] + [
+            (f"shards[{split!r}]", shard) for split, files in stats.shards.items() for shard in files
+        ]
+        for key, name in names:
+            if not _inside(dataset_dir, name):
+                raise DataError(
+                    f"{path}: {key} {name!r} is not a path inside the dataset directory; "
+                    "refusing to read it"
+                )
+        return stats
+
+    def shard_problems(self, dataset_dir: str) -> list[str]:
+        """What is wrong with the shard files: missing ones, and uncompressed ones whose size is
+        not rows x record_bytes (truncated or replaced). Empty when all are as written."""
+        problems = []
+        for split, files in self.shards.items():
+            for name, rows in zip(files, self.shard_rows.get(split, [None] * len(files))):
+                path = os.path.join(dataset_dir, name)
+                if not os.path.isfile(path):
+                    problems.append(f"{name} is missing")
+                elif self.compression == "none" and rows is not None:
+                    size, expected = os.path.getsize(path), rows * self.record_bytes
+                    if size != expected:
+                        problems.append(
+                            f"{name} has {size:,} bytes, expected {expected:,} "
+                            f"({rows:,} records of {self.record_bytes} bytes)"
+                        )
+        return problems
+
+
+def _inside(directory: str, name: str) -> bool:
+    """Whether the relative path `name` stays inside `directory` (no absolute path, no ..)."""
+    if not isinstance(name, str) or not name or os.path.isabs(name):
+        return False
+    root = os.path.realpath(directory)
+    return os.path.commonpath([root, os.path.realpath(os.path.join(root, name))]) == root
