@@ -119,7 +119,7 @@ def binary_metrics(labels: np.ndarray, logits: np.ndarray) -> dict[str, Any]:
     [PROBABILITY_EPSILON, 1 - PROBABILITY_EPSILON].
 
     Returns:
-        {"auc": float, "logloss": float, "examples": int}.
+        {"auc": float, "logloss": float, "examples": int, "distinct_logits": int}.
     """
     labels = np.asarray(labels, dtype=np.float64).reshape(-1)
     logits = np.asarray(logits, dtype=np.float64).reshape(-1)
@@ -144,6 +144,7 @@ def binary_metrics(labels: np.ndarray, logits: np.ndarray) -> dict[str, Any]:
         "auc": float(roc_auc_score(labels, logits)),
         "logloss": float(log_loss(labels, probabilities, labels=[0.0, 1.0])),
         "examples": int(labels.size),
+        "distinct_logits": int(np.unique(logits).size),
     }
 
 
@@ -152,7 +153,7 @@ def evaluate_split(
     dataset: tf.data.Dataset,
     strategy: tf.distribute.Strategy | None = None,
 ) -> dict[str, Any]:
-    """Exact metrics of `model` on the whole `dataset`: {"auc", "logloss", "examples"}.
+    """Exact metrics of `model` on the whole `dataset` (`binary_metrics`' keys).
 
     `strategy`: as for `predict_logits` (multi-worker: `dataset` is this worker's slice).
     """

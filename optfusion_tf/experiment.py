@@ -317,6 +317,20 @@ def _retrain(
     )
 
 
+def constant_model_warning(valid: dict[str, Any]) -> str:
+    """A loud line when the best model ranks nothing (validation AUC 0.5 within 1e-6, or one
+    distinct logit over the split), e.g. a PROD over many inputs that trained to a constant;
+    empty otherwise."""
+    if valid["distinct_logits"] > 1 and abs(valid["auc"] - 0.5) > 1e-6:
+        return ""
+    return (
+        f"THE MODEL IS CONSTANT: validation AUC {valid['auc']:.6f} with "
+        f"{valid['distinct_logits']:,} distinct logit(s) over {valid['examples']:,} rows; it "
+        "learned nothing and should not be exported (see the PROD warnings above, if any, or "
+        "lower the learning rates)."
+    )
+
+
 def earlier_seconds(run: RunDir) -> float:
     """Seconds that earlier processes of a resumed run spent on the epochs they finished (the
     epochs.json records under the run directory, phases included); 0 for a new run."""
@@ -568,6 +582,10 @@ def _finish(
         for split in ("validation", "test")
     )
     arch: ArchSpec = extras.pop("arch")
+    constant = constant_model_warning(valid)
+    if constant:
+        logging.warning("%s", constant)
+        extras["warnings"] = [*extras.get("warnings", []), constant]
     elapsed = time.perf_counter() - started
     metrics = run.write_metrics(
         valid_auc=valid["auc"],

@@ -21,6 +21,7 @@ from optfusion_tf.evaluation import (
     evaluate_split,
     predict_logits,
 )
+from optfusion_tf.experiment import constant_model_warning
 
 NUM_FIELDS = 3
 VOCAB = 40
@@ -79,6 +80,20 @@ def test_predict_logits_keeps_dataset_order():
     )
     np.testing.assert_array_equal(got_labels, labels[:, 0])
     np.testing.assert_allclose(got_logits, ids[:, 0].astype(np.float64))
+
+
+def test_a_constant_model_is_reported_loudly():
+    """Issue 12: a model whose logits do not vary (PROD over 8 inputs trained one) is named in
+    the log and in metrics.json's warnings, instead of exiting 0 silently."""
+    labels = np.array([0, 1, 0, 1, 1, 0], np.float64)
+    constant = binary_metrics(labels, np.full(6, -1.3))
+    assert constant["distinct_logits"] == 1 and constant["auc"] == 0.5
+    assert constant_model_warning(constant).startswith("THE MODEL IS CONSTANT: validation AUC 0.500000 with 1 distinct")
+    varied = binary_metrics(labels, np.array([0.1, 0.9, 0.2, 0.8, 0.7, 0.3]))
+    assert varied["distinct_logits"] == 6 and constant_model_warning(varied) == ""
+    # Varying logits that rank nothing (AUC exactly 0.5) are reported too.
+    chance = binary_metrics(np.array([0, 1, 0, 1], np.float64), np.array([0.1, 0.1, 0.2, 0.2]))
+    assert chance["auc"] == 0.5 and constant_model_warning(chance)
 
 
 def test_binary_metrics_clips_saturated_probabilities():
