@@ -17,8 +17,8 @@ from optfusion_tf.evaluation import (
     ExactValidationMetrics,
     StopOnNaN,
     binary_metrics,
-    non_finite_weights,
     evaluate_split,
+    non_finite_weights,
     predict_logits,
 )
 from optfusion_tf.experiment import constant_model_warning
