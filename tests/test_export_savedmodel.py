@@ -168,6 +168,12 @@ def test_e_out_of_range_ids_and_unseen_values_score_as_oov(criteo, exports):
     expected_rows[5] = oov
     np.testing.assert_array_equal(score_ids(rows), score_ids(expected_rows))
     assert score_ids(np.zeros((0, 39))).shape == (0,)
+    # Issue 12, item 8: anything but [batch, F] is refused, naming the expected shape.
+    for bad in (np.repeat(ids[:3, :, None], 1, axis=2), ids[0], ids[0, 0], ids[:2, :38]):
+        with pytest.raises(tf.errors.InvalidArgumentError, match=r"expected shape \[\?,39\]"):
+            score_ids(bad)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="expected shape"):
+        signatures["predict_raw"](**{c: tf.constant([v[:1]]) for c, v in raw.items()})
 
     unseen = {c: v[:1] * 3 for c, v in raw.items()}
     unseen["C1"] = ["never-seen-value", "", "\u00e9\t\n"]

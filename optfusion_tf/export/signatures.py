@@ -59,10 +59,15 @@ def add_signatures(
     archive.track(raw_features)
 
     def probability(ids: tf.Tensor) -> dict[str, tf.Tensor]:
+        # The signature's [None, F] is not enforced on a served request: [3, F, 1], [F] and a
+        # scalar were accepted. ensure_shape fails them with the expected shape in the message.
+        ids = tf.ensure_shape(ids, [None, stats.num_fields], name="expected_batch_by_fields")
         logits = model(ids_in_range(ids, stats), training=False)
         return {PROBABILITY: tf.reshape(tf.sigmoid(tf.cast(logits, tf.float32)), [-1])}
 
     def predict_raw(raw: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        raw = {name: tf.ensure_shape(value, [None], name=f"expected_batch_{name}")
+               for name, value in raw.items()}
         return probability(raw_features(raw))
 
     archive.add_endpoint(
