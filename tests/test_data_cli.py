@@ -99,6 +99,30 @@ def test_bad_flags_exit_nonzero(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
+@pytest.mark.parametrize("flag,message", [
+    ("--label_positive_if=>=abc", "label rule must be a comparison with a number"),
+    ('--delimiter="', "--delimiter must be one printable ASCII character"),
+    ("--delimiter=\n", "--delimiter must be one printable ASCII character"),
+    ("--delimiter=\u00e9", "--delimiter must be one printable ASCII character"),
+    ("--ratio=0.5,0.1", "--ratio must be three numbers"),
+])
+def test_csv2tf_bad_flags_are_one_line_errors(tmp_path, flag, message):
+    """Issue 12, item 14: no traceback, no whole --help; exit 1, nothing written."""
+    done = _run("csv2TF.py", f"--dataset={FIXTURES / 'ratings_small.csv'}", "--label_col=rating",
+                flag, cwd=tmp_path)
+    assert done.returncode == 1 and message in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and "--helpfull" in done.stderr
+    assert "USAGE" not in done.stderr and os.listdir(tmp_path) == []
+
+
+def test_a_label_rule_every_row_meets_is_warned_about(tmp_path):
+    done = _run("csv2TF.py", f"--dataset={FIXTURES / 'ratings_small.csv'}", "--label_col=rating",
+                "--categorical_cols=user", "--label_positive_if=>-1", "--ratio=1,0,0",
+                f"--record={tmp_path / 'r'}", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "every one of the 6 train rows has label 1" in done.stderr, done.stderr
+
+
 @pytest.mark.parametrize(
     "sig, workers", [(signal.SIGTERM, 2), (signal.SIGINT, 0), (signal.SIGKILL, 0)]
 )

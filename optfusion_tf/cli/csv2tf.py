@@ -17,7 +17,7 @@ from absl import app, flags
 
 from optfusion_tf.cli import preprocess_flags
 from optfusion_tf.cli.flag_help import show_flags_in_help
-from optfusion_tf.data.formats import NUMERIC_RULES
+from optfusion_tf.data.formats import NUMERIC_RULES, LabelRule
 from optfusion_tf.data.preprocess import CsvOptions
 
 FLAGS = flags.FLAGS
@@ -51,7 +51,25 @@ def define_csv_flags() -> None:
         "name", "", "Dataset name (stats.json, default --record). Default: the input file name."
     )
     flags.mark_flag_as_required("label_col")
+    flags.register_validator("delimiter", preprocess_flags.checked_by(delimiter_of))
+    flags.register_validator(
+        "label_positive_if",
+        preprocess_flags.checked_by(lambda rule: rule and LabelRule("number", rule)),
+    )
     show_flags_in_help(sys.modules[__name__])
+
+
+def delimiter_of(flag: str) -> str:
+    """The --delimiter character: a name of _DELIMITER_NAMES or one printable ASCII character
+    other than the quote and a line break (raises ValueError)."""
+    delimiter = _DELIMITER_NAMES.get(flag, flag)
+    if len(delimiter) != 1 or delimiter in '"\r\n' or not (delimiter == "\t" or
+                                                           " " <= delimiter <= "~"):
+        raise ValueError(
+            f"--delimiter must be one printable ASCII character other than '\"' (or one of "
+            f"{sorted(_DELIMITER_NAMES)}). Received: {flag!r}"
+        )
+    return delimiter
 
 
 _DELIMITER_NAMES = {
@@ -70,7 +88,7 @@ def main(argv: Sequence[str]) -> int:
         categorical_cols=tuple(FLAGS.categorical_cols),
         numeric_cols=tuple(FLAGS.numeric_cols),
         numeric_rule=FLAGS.numeric_rule,
-        delimiter=_DELIMITER_NAMES.get(FLAGS.delimiter, FLAGS.delimiter),
+        delimiter=delimiter_of(FLAGS.delimiter),
         header=FLAGS.header,
         label_positive_if=FLAGS.label_positive_if,
         name=FLAGS.name,

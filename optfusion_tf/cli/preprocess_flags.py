@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -29,6 +29,7 @@ from optfusion_tf.data.preprocess import (
     PreprocessOptions,
     preprocess,
 )  # noqa: E402
+from optfusion_tf.data.split import parse_ratio  # noqa: E402
 from optfusion_tf.data.tfrecord_writer import COMPRESSIONS  # noqa: E402
 from optfusion_tf.data.worker_pool import default_workers  # noqa: E402
 
@@ -76,7 +77,23 @@ def define_flags() -> None:
         "log_every", 1_000_000, "Log progress every this many rows.", lower_bound=1
     )
     flags.mark_flag_as_required("dataset")
+    flags.register_validator("ratio", checked_by(parse_ratio))
     show_flags_in_help(sys.modules[__name__])
+
+
+def checked_by(check: Callable[[Any], Any]) -> Callable[[Any], bool]:
+    """An absl flag validator from a function that raises ValueError with the message: a bad
+    value then fails at parse time with one line (`FATAL Flags parsing error: ...`), not the
+    whole --help that an app.UsageError prints."""
+
+    def validator(value: Any) -> bool:
+        try:
+            check(value)
+        except ValueError as e:
+            raise flags.ValidationError(str(e)) from None
+        return True
+
+    return validator
 
 
 def options_from_flags() -> PreprocessOptions:

@@ -334,4 +334,21 @@ def preprocess(
         elapsed,
         f"{lines / max(elapsed, 1e-9):,.0f}",
     )
+    for warning in one_class_warnings(stats):
+        logging.warning("%s", warning)
     return stats
+
+
+def one_class_warnings(stats: DatasetStats) -> list[str]:
+    """One line per non-empty split whose rows all have one label (e.g. a label rule such as
+    '>-1' that every value meets): search.py and retrain.py refuse such a dataset."""
+    out = []
+    for split, rows in stats.rows.items():
+        positives = stats.positives.get(split, 0)
+        if rows and positives in (0, rows):
+            out.append(
+                f"{stats.input_path}: every one of the {rows:,} {split} rows has label "
+                f"{int(positives > 0)} (label {stats.label['column']!r}, rule "
+                f"{stats.label['rule']!r}); AUC needs both classes, so training will refuse it"
+            )
+    return out
