@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 from optfusion_tf.arch_spec import OPERATIONS
+from optfusion_tf.fusion.base import unit_rms
 from optfusion_tf.fusion import (
     FUSION_OPERATIONS,
     AddFusion,
@@ -177,3 +178,38 @@ def test_registry_keys_are_the_operations():
     concat = make_fusion_operation("concat", 2, kernel_initializer="ones", name="c")
     assert concat.name == "c" and concat.get_config()["kernel_initializer"]["class_name"] == "Ones"
     assert type(make_fusion_operation("add", 2, kernel_initializer="ones")) is AddFusion
+
+
+def test_unit_rms_gradient_is_exact_and_finite_for_tiny_rows():
+    """unit_rms(x) = x / rms(x): its gradient equals that of the float64 formula, and stays
+    finite for a row of 1e-25 values (the scale's own gradient, -x / scale^2, overflowed float32
+    and made rms searches go NaN)."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3, 8))
+    upstream = rng.normal(size=(3, 8))
+
+    def gradient(values, dtype):
+        v = tf.constant(values, dtype)
+        with tf.GradientTape() as tape:
+            tape.watch(v)
+            y = unit_rms(v) if dtype == tf.float32 else v / tf.sqrt(tf.reduce_mean(v * v, -1, keepdims=True))
+            loss = tf.reduce_sum(y * tf.constant(upstream, dtype))
+        return tape.gradient(loss, v).numpy()
+
+    np.testing.assert_allclose(gradient(x, tf.float32), gradient(x, tf.float64), rtol=1e-4, atol=1e-5)
+    tiny = gradient(x * 1e-25, tf.float32)
+    assert np.isfinite(tiny).all()
+    np.testing.assert_allclose(tiny * 1e-25, gradient(x, tf.float64), rtol=1e-3, atol=1e-4)
+    # A row of zeros (or below 1e-30) gives 0 and a zero gradient, even under a large upstream
+    # gradient (the old floor amplified it by 1e36 into inf, and inf * 0 = NaN in a PROD).
+    dead = x.copy()
+    dead[1] = 0.0
+    dead[2] *= 1e-33
+    v = tf.constant(dead, tf.float32)
+    with tf.GradientTape() as tape:
+        tape.watch(v)
+        y = unit_rms(v)
+        loss = tf.reduce_sum(y * tf.constant(upstream * 1e4, tf.float32))
+    grad = tape.gradient(loss, v).numpy()
+    np.testing.assert_array_equal(y.numpy()[1:], 0.0)
+    assert np.isfinite(grad).all() and (grad[1:] == 0).all()
