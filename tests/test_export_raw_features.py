@@ -145,3 +145,25 @@ def test_empty_batch_maps_to_no_rows(shared_data, tmp_path):
     stats = preprocess_sample("kdd12", shared_data / "kdd12_sample.txt", tmp_path / "kdd", ratio=(1.0, 0.0, 0.0))
     mapper = RawFeatureMapper(stats, str(tmp_path / "kdd"), str(tmp_path))
     assert _map(mapper, {c: [] for c in KDD12_COLUMNS[1:]}).shape == (0, stats.num_fields)
+
+
+def test_signed_zeros_and_subnormals_map_as_in_preprocessing_inside_a_graph(tmp_path):
+    """Issue 12, item 6: in a tf.function (as exported), x + 0.0 is optimised away, so -0 buckets
+    got the key of -0.0, not the "0" that preprocessing gives them; a subnormal (1e-320) under the
+    identity rule differed too. Both rules, edge values, the graph against preprocessing."""
+    cells = ["-0", "-0.0", "-0.4", "0", "0.4", "1e-320", "-1e-320", "2", "3", "-3"]
+    raw = tmp_path / "edges.csv"
+    raw.write_text("label,sq,idn\n" + "".join(f"{i % 2},{c},{c}\n" for i, c in enumerate(cells)))
+    options = CsvOptions(label_col="label", numeric_cols=("sq",), numeric_rule="log_square")
+    stats = preprocess_sample("csv", raw, tmp_path / "sq", csv_options=options, ratio=(1.0, 0.0, 0.0), threshold=1)
+    identity = CsvOptions(label_col="label", numeric_cols=("idn",), numeric_rule="identity")
+    stats_identity = preprocess_sample("csv", raw, tmp_path / "idn", csv_options=identity, ratio=(1.0, 0.0, 0.0), threshold=1)
+    for st, name, column in ((stats, "sq", "sq"), (stats_identity, "idn", "idn")):
+        (tmp_path / f"assets_{name}").mkdir()
+        mapper = RawFeatureMapper(st, str(tmp_path / name), str(tmp_path / f"assets_{name}"))
+        graph = tf.function(mapper.__call__, input_signature=[mapper.input_signature()])
+        ids, _ = load_split(str(tmp_path / name), "train")
+        got = graph({mapper.columns[column]: tf.constant(cells)}).numpy()
+        np.testing.assert_array_equal(got, ids, err_msg=name)
+        zeros = [0, 1, 3, 5, 6] + ([2] if name == "sq" else [])  # -0, -0.0, 0, +-1e-320 (, trunc(-0.4))
+        assert len(set(ids[zeros, 0])) == 1, (name, ids[:, 0])

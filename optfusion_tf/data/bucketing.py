@@ -30,12 +30,20 @@ def log_square(x: np.ndarray) -> np.ndarray:
 
 
 def apply_rule(rule: str, x: np.ndarray) -> np.ndarray:
-    """Applies numeric rule `rule` ("log_square" | "identity") to float64 [N] values."""
+    """Applies numeric rule `rule` ("log_square" | "identity") to float64 [N] values.
+
+    Subnormal results (|x| < 2.2e-308, e.g. 1e-320) become 0, as in the exported graph (whose
+    CPU kernels may flush them to zero); -0 keys as "0" either way (`canonical_key`).
+    """
     if rule == "log_square":
-        return log_square(x)
-    if rule == "identity":
-        return x
-    raise ValueError(f"numeric rule must be 'log_square' or 'identity'. Received: {rule!r}")
+        out = log_square(x)
+    elif rule == "identity":
+        out = np.array(x, dtype=np.float64, copy=True)
+    else:
+        raise ValueError(f"numeric rule must be 'log_square' or 'identity'. Received: {rule!r}")
+    with np.errstate(invalid="ignore"):
+        out[np.abs(out) < np.finfo(np.float64).tiny] = 0.0
+    return out
 
 
 def canonical_key(value: float) -> str:

@@ -97,6 +97,13 @@ def bucket_numbers(values: tf.Tensor, log_square: tf.Tensor, thresholds: tf.Tens
     return tf.where(log_square, buckets, values)
 
 
+def zero_signed_and_subnormal(buckets: tf.Tensor) -> tf.Tensor:
+    """float64 buckets with -0 and subnormals (|x| < 2.2e-308) replaced by +0, as
+    `bucketing.apply_rule` does, so that their bit-pattern keys are those of "0". (`x + 0.0`
+    did this eagerly but is optimised away in a tf.function, and CPUs may flush subnormals.)"""
+    return tf.where(tf.abs(buckets) < np.finfo(np.float64).tiny, tf.zeros_like(buckets), buckets)
+
+
 def date_tables() -> tuple[np.ndarray, np.ndarray]:
     """Weekday and is_weekend of every YYMMDD by `bucketing.decompose_hour`.
 

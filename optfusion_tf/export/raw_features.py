@@ -117,7 +117,9 @@ class RawFeatureMapper(tf.Module):
             ok.append(tf.ones_like(text, tf.bool))
         if self._numeric:
             values, missing, valid = graph_rules.parse_numbers(self._stack(raw, self._numeric))
-            buckets = graph_rules.bucket_numbers(values, self._log_square, self._thresholds) + 0.0  # -0 -> 0
+            buckets = graph_rules.zero_signed_and_subnormal(
+                graph_rules.bucket_numbers(values, self._log_square, self._thresholds)
+            )
             keys.append(self._number_keys(tf.where(missing, MISSING_NUMBER, buckets), self._prefixes[1]))
             ok.append(valid | missing)
         if self._hour:
