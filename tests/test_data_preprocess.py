@@ -203,6 +203,22 @@ def test_bad_rows_are_counted_with_first_lines(tmp_path):
             str(tmp_path / "strict"),
             PreprocessOptions(on_bad_row="error", **ALL_TRAIN),
         )
+    # Issue 12, item 9: the message describes the line it names, not the first bad cell of the
+    # block (line 3's I3 used to be reported for line 2's I5).
+    raw.write_text("\n".join([
+        good,
+        _criteo_line(ints=["1"] * 4 + ["abc"] + ["1"] * 8),
+        _criteo_line(ints=["1", "1", "nan"] + ["1"] * 10),
+    ]) + "\n")
+    with pytest.raises(
+        BadRowError, match=r":2: bad row \(non_numeric\): column 'I5': 'abc' is not a finite number"
+    ):
+        preprocess(
+            "criteo",
+            str(raw),
+            str(tmp_path / "strict"),
+            PreprocessOptions(on_bad_row="error", **ALL_TRAIN),
+        )
 
 
 def test_avazu_bad_hours(tmp_path):

@@ -253,16 +253,16 @@ def _parse_lines(
             )
     rejected = np.zeros(len(labels), bool)
     for reason in bad_rows.REASONS[1:]:
+        found = [(cells & ~rejected, col, what) for r, cells, col, what in checks if r == reason]
         new = np.zeros(len(labels), bool)
-        detail = ""
-        for r, cells, col, what in checks:
-            if r == reason:
-                cells = cells & ~rejected & ~new
-                if cells.any() and not detail:
-                    i = int(np.argmax(cells))
-                    detail = f"column {col!r}: {_describe(col, i, values, raw)} {what}"
-                new |= cells
+        for cells, _, _ in found:
+            new |= cells
         if new.any():
+            # The detail describes the first bad line (the one the message names): its first
+            # bad cell, not the first bad cell of some later line.
+            i = int(np.argmax(new))
+            col, what = next((col, what) for cells, col, what in found if cells[i])
+            detail = f"column {col!r}: {_describe(col, i, values, raw)} {what}"
             bad.append(bad_rows.BadRows(reason, block.first_line + line_index[new], detail))
             rejected |= new
     keep = ~rejected
