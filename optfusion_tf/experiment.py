@@ -33,6 +33,7 @@ from absl import logging
 
 from optfusion_tf.arch_spec import ArchSpec, ArchSpecError, preset_arch
 from optfusion_tf.architecture_plot import draw_architecture
+from optfusion_tf.checkpoints import AtomicBestWeights, ResumeBackup, log_repair
 from optfusion_tf.data.errors import DataError
 from optfusion_tf.data.reader import make_dataset
 from optfusion_tf.data.stats import DatasetStats
@@ -466,6 +467,7 @@ def _fit(config: TrainingConfig, stats: DatasetStats, phase: _Phase) -> tuple[Op
         return model, int(metrics.best["epoch"])
     os.makedirs(run.checkpoints_dir, exist_ok=True)
     compile_for_training(model, config)
+    log_repair(phase.backup_dir)  # a kill while a backup was written: the previous one
     train = training_batches(config, dist, first_pass=_backed_up_epochs(phase.backup_dir))
     steps = math.ceil(stats.rows["train"] / config.batch_size)
     nan_guard = StopOnNaN()
@@ -477,15 +479,13 @@ def _fit(config: TrainingConfig, stats: DatasetStats, phase: _Phase) -> tuple[Op
             lambda: metrics.records, monitor="val_auc", patience=config.patience,
             factor=config.plateau_lr_factor, min_lr=config.min_lr,
         ),
-        keras.callbacks.ModelCheckpoint(
-            run.best_weights_path, monitor="val_auc", mode="max", save_best_only=True,
-            save_weights_only=True,
-            # -inf, not None: Keras saves a first epoch whatever its value, NaN included.
-            initial_value_threshold=-math.inf if best_so_far is None else best_so_far["val_auc"],
+        AtomicBestWeights(
+            run.best_weights_path, monitor="val_auc",
+            initial_value_threshold=None if best_so_far is None else best_so_far["val_auc"],
         ),
         keras.callbacks.TensorBoard(run.tensorboard_dir, histogram_freq=0),
         ArchitectureSummaries(run.tensorboard_dir, probe_ids=next(iter(valid))[0][:PROBE_ROWS]),
-        keras.callbacks.BackupAndRestore(phase.backup_dir),  # last: a backup means the epoch is done
+        ResumeBackup(phase.backup_dir),  # last: a backup means the epoch is done
     ]
     logging.info(
         "%s: %d epochs of %d steps (batch %d) on %s", phase.name, config.epochs, steps,

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 
+import h5py
 import pytest
 from conftest import demo_dataset
 from tensorboard.backend.event_processing import event_accumulator
@@ -226,8 +227,8 @@ def test_nan_loss_stops_with_a_message(dataset_dir, tmp_path):
         run_search(dataclasses.replace(config, run_dir=str(tmp_path / "nan_search")), [])
 
 
-def _cli(script: str, *args: str, **kwargs) -> subprocess.Popen:
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+def _cli(script: str, *args: str, env_extra: dict | None = None, **kwargs) -> subprocess.Popen:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env_extra or {})}
     return subprocess.Popen(
         [sys.executable, str(REPO / script), *args], stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True, env=env, **kwargs,
@@ -241,6 +242,30 @@ def test_unknown_flag_values_exit_nonzero_and_write_nothing(dataset_dir, tmp_pat
         out, _ = proc.communicate(timeout=120)
         assert proc.returncode != 0 and args[0].split("=")[0][2:] in out, out
         assert not (tmp_path / "r").exists()
+
+
+KILL_DURING_SECOND_BACKUP = """
+import os, signal
+import keras
+
+_save = keras.Model.save_weights
+_calls = []
+
+
+def save_weights(self, filepath, *args, **kwargs):
+    if str(filepath).endswith("latest.weights.h5"):
+        _calls.append(filepath)
+        if len(_calls) == 2:  # epoch 2's backup: write half of it, then die
+            _save(self, filepath, *args, **kwargs)
+            size = os.path.getsize(filepath)
+            with open(filepath, "r+b") as f:
+                f.truncate(size // 2)
+            os.kill(os.getpid(), signal.SIGKILL)
+    return _save(self, filepath, *args, **kwargs)
+
+
+keras.Model.save_weights = save_weights
+"""
 
 
 def test_killed_search_resumes_and_stops_where_an_uninterrupted_run_stops(dataset_dir, tmp_path):
@@ -286,3 +311,25 @@ def test_killed_search_resumes_and_stops_where_an_uninterrupted_run_stops(datase
     assert resumed_metrics["seconds"] >= resumed_metrics["seconds_this_process"] + first_epoch
     assert resumed_metrics["seconds_this_process"] > sum(r["seconds"] for r in resumed[1:])
     assert whole_metrics["seconds"] == whole_metrics["seconds_this_process"]
+
+    # Issue 12, item 2: a SIGKILL while epoch 2's backup is written (the child kills itself
+    # when latest.weights.h5 first changes, leaving it half-written) does not wedge the run:
+    # the rerun falls back to epoch 1's backup, says so, and ends as the uninterrupted run.
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(KILL_DURING_SECOND_BACKUP)
+    killed_dir = tmp_path / "killed_in_write"
+    killed = _cli("search.py", *args, f"--run_dir={killed_dir}",
+                  env_extra={"PYTHONPATH": f"{hooks}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"})
+    out, _ = killed.communicate(timeout=300)
+    assert killed.returncode == -signal.SIGKILL, out
+    weights = killed_dir / "backup" / "search" / "latest.weights.h5"
+    with pytest.raises(OSError):
+        h5py.File(weights, "r")
+    again = _cli("search.py", *args, f"--run_dir={killed_dir}")
+    out, _ = again.communicate(timeout=300)
+    assert again.returncode == 0, out
+    assert "the latest backup is damaged" in out and "resuming from the previous one (after epoch 1)" in out, out
+    repaired = json.loads((killed_dir / "metrics.json").read_text())
+    for key in ("best_epoch", "valid_auc", "test_auc", "test_logloss"):
+        assert repaired[key] == whole_metrics[key], key
