@@ -6,6 +6,7 @@ import pathlib
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -123,8 +124,33 @@ def test_a_label_rule_every_row_meets_is_warned_about(tmp_path):
     assert "every one of the 6 train rows has label 1" in done.stderr, done.stderr
 
 
+def _descendants(pid: int) -> set[int]:
+    """Every live process below `pid` (from /proc)."""
+    parents = {}
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            fields = pathlib.Path(stat).read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(stat.split("/")[2])] = int(fields[1])
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def _alive(pid: int) -> bool:
+    """Running (not gone, not a zombie nobody reaped)."""
+    try:
+        return pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 @pytest.mark.parametrize(
-    "sig, workers", [(signal.SIGTERM, 2), (signal.SIGINT, 0), (signal.SIGKILL, 0)]
+    "sig, workers",
+    [(signal.SIGTERM, 2), (signal.SIGINT, 0), (signal.SIGKILL, 0), (signal.SIGKILL, 2)],
 )
 def test_killed_run_leaves_no_complete_directory(tmp_path, sig, workers):
     raw = tmp_path / "raw.txt"
@@ -145,9 +171,16 @@ def test_killed_run_leaves_no_complete_directory(tmp_path, sig, workers):
     ) in proc.stderr:  # the first progress line: pass 1 is under way, most of the file still ahead
         if "pass 1" in line:
             break
+    workers_before = _descendants(proc.pid)
+    assert len(workers_before) >= workers
     proc.send_signal(sig)
     proc.communicate(timeout=120)
     assert proc.returncode != 0
+    # Issue 12, item 4: no worker outlives its CLI, a SIGKILLed one included.
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and any(map(_alive, workers_before)):
+        time.sleep(0.2)
+    assert not [pid for pid in workers_before if _alive(pid)], "orphaned workers"
     assert not (tmp_path / "out").exists()
     leftovers = glob.glob(str(tmp_path / ".out.tmp-*"))
     if sig == signal.SIGKILL:  # nothing can clean up; what is left never looks complete

@@ -21,6 +21,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from typing import Callable, Iterable, Iterator, TypeVar
 
 T = TypeVar("T")
@@ -33,9 +34,30 @@ def default_workers() -> int:
     return min(os.cpu_count() or 1, MAX_DEFAULT_WORKERS)
 
 
-def _ignore_interrupts() -> None:
-    # Ctrl-C reaches the whole process group; the caller handles it and stops the workers.
+PARENT_CHECK_SECONDS = 0.5
+
+
+def _init_worker(owner: int) -> None:
+    """Worker start: ignore Ctrl-C (it reaches the whole process group; the caller handles it
+    and stops the workers), and exit when the process that owns the pool is gone."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_with, args=(owner, os.getppid()), daemon=True).start()
+
+
+def _exit_with(owner: int, parent: int) -> None:
+    """Ends this worker once `owner` (the pool's process) or its own parent process is gone: a
+    SIGKILLed CLI used to leave its workers behind, reparented and blocked in a pipe write,
+    deaf to SIGTERM. A thread still runs while the main thread is blocked in that write."""
+    while True:
+        time.sleep(PARENT_CHECK_SECONDS)
+        try:
+            os.kill(owner, 0)
+        except ProcessLookupError:
+            os._exit(1)
+        except PermissionError:  # the pid was reused by another user's process
+            os._exit(1)
+        if os.getppid() != parent:
+            os._exit(1)
 
 
 def _start_method() -> str:
@@ -63,7 +85,7 @@ class OrderedPool:
             if context.get_start_method() == "forkserver":
                 context.set_forkserver_preload(list(preload))
             self._executor = concurrent.futures.ProcessPoolExecutor(
-                workers, mp_context=context, initializer=_ignore_interrupts
+                workers, mp_context=context, initializer=_init_worker, initargs=(os.getpid(),)
             )
 
     def map(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
