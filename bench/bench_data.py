@@ -109,11 +109,12 @@ def summary(runs: Sequence[dict]) -> dict:
 
 def print_table(title: str, rows: dict[str, dict]) -> None:
     """One line per model: test AUC and log loss as mean ± std, mean best epoch and seconds."""
+    width = max([34, *map(len, rows)])
     print(f"\n{title}")
-    print(f"{'model':<34} {'test AUC':>17} {'test log loss':>17} {'epoch':>6} {'seconds':>8}")
+    print(f"{'model':<{width}} {'test AUC':>17} {'test log loss':>17} {'epoch':>6} {'seconds':>8}")
     for model, r in rows.items():
         print(
-            f"{model:<34} {r['test_auc_mean']:.4f} ± {r['test_auc_std']:.4f} "
+            f"{model:<{width}} {r['test_auc_mean']:.4f} ± {r['test_auc_std']:.4f} "
             f"{r['test_logloss_mean']:.4f} ± {r['test_logloss_std']:.4f} "
             f"{r['best_epoch_mean']:6.1f} {r['seconds_mean']:8.1f}",
             flush=True,

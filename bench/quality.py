@@ -1,99 +1,98 @@
-"""Test AUC / log loss over seeds for OptFusion and the naive fusions (issue 4's quality figures).
+"""Test AUC / log loss over seeds for OptFusion, its ablations and the naive fusions.
 
-    python bench/quality.py [--seeds=1,2,3] [--synthetic_rows=500000] [--workdir=bench/out/quality]
+    python bench/quality.py [--datasets=criteo_sample,avazu_sample,synthetic_100000]
+                            [--seeds=1,2,3] [--emb_dim=10] [--operation_norm_variant]
 
-Datasets: (a) the real Criteo sample ../shared/data/criteo_sample.txt (skipped with a note when
-absent) and (b) the synthetic demo data (optfusion_tf.demo_data) with --synthetic_rows rows.
-Each is preprocessed once (split seed fixed, so every model sees the same test split); for every
-training seed a search runs, then OptFusion-Hard, OptFusion-Soft, fixed ADD (the searched
-connections, ADD everywhere), and the parallel and stacked presets are re-trained from scratch,
-exactly as the demo does (optfusion_tf.demo_models). The last line printed is one JSON object:
-per dataset and model, test AUC and log loss as mean and std over the seeds, plus every run.
+For every dataset (bench/bench_data.py: the same rows for every model and seed) and training
+seed, with the default flags of search.py / retrain.py (only --emb_dim, --batch_size, --seed
+set): a search, then OptFusion-Hard, OptFusion-Soft and "fixed ADD" (the searched connections,
+ADD at every node, paper Table 4) re-trained from it, the parallel and stacked presets, and,
+with --operation_norm_variant, a second search with --operation_norm=rms followed by its Hard
+and Soft re-trains (README, "PROD over many inputs"); a variant run that fails (a NaN stop) is
+listed as FAILED, and its seed is left out of that variant's rows. The last line printed is one
+JSON object: per dataset and model, test AUC and log loss as mean and std over the seeds, plus
+every run, and "failures".
+bench/peers.py puts the same models beside DeepCTR's.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
-import statistics
 from typing import Sequence
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import keras  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 
-from optfusion_tf.data.preprocess import PreprocessOptions, preprocess  # noqa: E402
-from optfusion_tf.demo_data import write_demo_criteo  # noqa: E402
+import bench_data  # noqa: E402
 from optfusion_tf.demo_models import RETRAINS, train_demo_models  # noqa: E402
-from optfusion_tf.experiment import TrainingConfig  # noqa: E402
+from optfusion_tf.experiment import ExperimentError, TrainingConfig  # noqa: E402
 
 FLAGS = flags.FLAGS
+flags.DEFINE_list("datasets", ["criteo_sample", "avazu_sample", "synthetic_100000"],
+                  "Datasets (bench/bench_data.py names).")
 flags.DEFINE_list("seeds", ["1", "2", "3"], "Training seeds.")
-flags.DEFINE_integer("synthetic_rows", 500_000, "Rows of synthetic data (0: skip it).", lower_bound=0)
-flags.DEFINE_boolean("real_sample", True, "Include the real Criteo sample (../shared/data).")
+flags.DEFINE_integer("emb_dim", 10, "Embedding size of every model.", lower_bound=1)
+flags.DEFINE_integer("batch_size", 4096, "Batch size of the synthetic sets.", lower_bound=1)
+flags.DEFINE_boolean("operation_norm_variant", True,
+                     "Also search and re-train with --operation_norm=rms.")
+flags.DEFINE_boolean("base_models", True,
+                     "Train the search and its re-trains with the default --operation_norm "
+                     "(--nobase_models: only the rms variant).")
 flags.DEFINE_string("workdir", "bench/out/quality", "Where datasets and runs go (git-ignored).")
-flags.DEFINE_integer("emb_dim", 4, "Embedding size of every model.", lower_bound=1)
-flags.DEFINE_integer("epochs", 3, "Maximum epochs per run (early stopping, patience 1).", lower_bound=1)
-flags.DEFINE_integer("batch_size", 4096, "Batch size.", lower_bound=1)
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CRITEO_SAMPLE = os.path.join(os.path.dirname(REPO), "shared", "data", "criteo_sample.txt")
 EXTRA = (("fixed ADD", {"fusion": "add"}),)
-
-
-def _datasets(workdir: str) -> dict[str, tuple[str, int]]:
-    """name -> (preprocessed dataset dir, batch size to use)."""
-    out = {}
-    options = PreprocessOptions(overwrite=True)
-    if not FLAGS.real_sample:
-        pass
-    elif os.path.isfile(CRITEO_SAMPLE):
-        preprocess("criteo", CRITEO_SAMPLE, os.path.join(workdir, "criteo_sample"), options)
-        # 6,400 training rows: batch 4096 would be 2 steps an epoch.
-        out["criteo_sample"] = (os.path.join(workdir, "criteo_sample"), 256)
-    else:
-        logging.warning("%s not found: the real-data row is skipped", CRITEO_SAMPLE)
-    if FLAGS.synthetic_rows:
-        raw = write_demo_criteo(os.path.join(workdir, "synthetic.txt"), FLAGS.synthetic_rows, seed=2022)
-        preprocess("criteo", raw, os.path.join(workdir, "synthetic"), options)
-        out[f"synthetic_{FLAGS.synthetic_rows}"] = (os.path.join(workdir, "synthetic"), FLAGS.batch_size)
-    return out
+RMS = (("OptFusion-Hard, rms", {"fusion": "hard"}), ("OptFusion-Soft, rms", {"fusion": "soft"}))
+KEYS = ("test_auc", "test_logloss", "best_epoch", "seconds")
 
 
 def main(argv: Sequence[str]) -> None:
     del argv
+    logging.set_verbosity(logging.WARNING)
+    keras.utils.disable_interactive_logging()
     os.makedirs(FLAGS.workdir, exist_ok=True)
     report: dict[str, dict] = {}
-    for name, (dataset_dir, batch_size) in _datasets(FLAGS.workdir).items():
+    failures: list[str] = []
+    for data in bench_data.prepare(FLAGS.datasets, FLAGS.workdir, FLAGS.batch_size):
         runs: dict[str, list[dict]] = {}
         for seed in map(int, FLAGS.seeds):
             base = TrainingConfig(
-                dataset_dir=dataset_dir, run_dir="", emb_dim=FLAGS.emb_dim, epochs=FLAGS.epochs,
-                batch_size=batch_size, seed=seed, overwrite=True,
+                dataset_dir=data.path, run_dir="", emb_dim=FLAGS.emb_dim,
+                batch_size=data.batch_size, seed=seed, overwrite=True,
             )
-            workdir = os.path.join(FLAGS.workdir, f"{name}_seed{seed}")
-            for result in train_demo_models(dataset_dir, workdir, base, RETRAINS + EXTRA):
+            workdir = os.path.join(FLAGS.workdir, f"{data.name}_seed{seed}")
+            results = (
+                train_demo_models(data.path, workdir, base, RETRAINS + EXTRA)
+                if FLAGS.base_models else []
+            )
+            if FLAGS.operation_norm_variant:
+                rms = dataclasses.replace(base, operation_norm="rms")
+                try:
+                    results += [
+                        dataclasses.replace(r, model="search (supernet), rms" if i == 0 else r.model)
+                        for i, r in enumerate(
+                            train_demo_models(data.path, f"{workdir}_rms", rms, RMS))
+                    ]
+                except ExperimentError as err:  # e.g. a NaN stop: reported, not hidden
+                    failures.append(f"{data.name} / rms / seed {seed}: {err}")
+                    logging.warning("%s", failures[-1])
+            for result in results:
                 runs.setdefault(result.model, []).append(
-                    {k: result.metrics[k] for k in ("test_auc", "test_logloss", "best_epoch", "seconds")}
+                    {k: result.metrics[k] for k in KEYS} | {"seed": seed}
                 )
-        report[name] = {
-            model: {
-                "test_auc_mean": statistics.fmean(r["test_auc"] for r in rs),
-                "test_auc_std": statistics.pstdev(r["test_auc"] for r in rs),
-                "test_logloss_mean": statistics.fmean(r["test_logloss"] for r in rs),
-                "test_logloss_std": statistics.pstdev(r["test_logloss"] for r in rs),
-                "runs": rs,
-            }
-            for model, rs in runs.items()
-        }
-        print(f"\n{name} ({len(FLAGS.seeds)} seeds, emb_dim {FLAGS.emb_dim}):")
-        print(f"{'model':<20} {'test AUC':>17} {'test log loss':>17}")
-        for model, r in report[name].items():
-            print(
-                f"{model:<20} {r['test_auc_mean']:.4f} ± {r['test_auc_std']:.4f} "
-                f"{r['test_logloss_mean']:.4f} ± {r['test_logloss_std']:.4f}"
-            )
-    print(json.dumps(report))
+                logging.warning("%s / %s / seed %d: test AUC %.4f", data.name, result.model,
+                                seed, result.metrics["test_auc"])
+        report[data.name] = {model: bench_data.summary(rs) for model, rs in runs.items()}
+        bench_data.print_table(
+            f"{data.name}: emb_dim {FLAGS.emb_dim}, batch {data.batch_size}, "
+            f"{len(FLAGS.seeds)} seeds (mean ± std)", report[data.name],
+        )
+    for failure in failures:
+        print(f"FAILED {failure}")
+    print(json.dumps(report | {"failures": failures}))
 
 
 if __name__ == "__main__":

@@ -56,6 +56,8 @@ RECIPES = {
     "fuxictr - no clipping": {**FUXICTR, "clip_global_norm": 0.0},
     "fuxictr - patience 1": {**FUXICTR, "patience": 1},
     "fuxictr + lazy_adam": LAZY,
+    "fuxictr + lazy_adam - chunks shuffle": {**LAZY, "shuffle": "chunks"},
+    "fuxictr + lazy_adam - no lr step": {**LAZY, "plateau_lr_factor": 1.0},
     "fuxictr + lazy_adam - lr 3e-3": {**LAZY, "lr_emb": 3e-3, "lr_nn": 3e-3},
     "fuxictr + lazy_adam - l2_emb 0": {**LAZY, "l2_emb": 0.0},
     "fuxictr + lazy_adam - l2_emb 1e-4": {**LAZY, "l2_emb": 1e-4},
