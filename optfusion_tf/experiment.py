@@ -33,6 +33,7 @@ from absl import logging
 
 from optfusion_tf.arch_spec import ArchSpec, ArchSpecError, preset_arch
 from optfusion_tf.architecture_plot import draw_architecture
+from optfusion_tf.checkpoints import METADATA as BACKUP_METADATA
 from optfusion_tf.checkpoints import AtomicBestWeights, ResumeBackup, log_repair
 from optfusion_tf.data.errors import DataError
 from optfusion_tf.data.reader import make_dataset
@@ -528,7 +529,7 @@ def compile_for_training(model: OptFusionModel, config: TrainingConfig) -> None:
 
 def _backed_up_epochs(backup_dir: str) -> int:
     """The epochs BackupAndRestore has saved in `backup_dir` (0 when there is no backup)."""
-    path = os.path.join(backup_dir, "training_metadata.json")
+    path = os.path.join(backup_dir, BACKUP_METADATA)
     if not os.path.isfile(path):
         return 0
     with open(path, encoding="utf-8") as f:

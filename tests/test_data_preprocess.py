@@ -182,27 +182,21 @@ def test_bad_rows_are_counted_with_first_lines(tmp_path):
     assert stats.bad_rows["bad_hour"]["count"] == 0
     assert stats.rows["train"] == 2 and stats.blank_lines == 1 and stats.input_lines == 9
 
+    def strict() -> None:
+        preprocess("criteo", str(raw), str(tmp_path / "strict"),
+                   PreprocessOptions(on_bad_row="error", **ALL_TRAIN))
+
     with pytest.raises(
         BadRowError, match=r"bad\.txt:2: bad row \(wrong_column_count\): expected 40 columns"
     ) as e:
-        preprocess(
-            "criteo",
-            str(raw),
-            str(tmp_path / "strict"),
-            PreprocessOptions(on_bad_row="error", **ALL_TRAIN),
-        )
+        strict()
     assert (e.value.line, e.value.reason) == (2, "wrong_column_count")
     assert not (tmp_path / "strict").exists() and sorted(os.listdir(tmp_path)) == ["bad.txt", "out"]
     raw.write_text("\n".join([good, _criteo_line(ints=["1", "abc"] + ["1"] * 11)]) + "\n")
     with pytest.raises(
         BadRowError, match=r":2: bad row \(non_numeric\): column 'I2': 'abc' is not a finite number"
     ):
-        preprocess(
-            "criteo",
-            str(raw),
-            str(tmp_path / "strict"),
-            PreprocessOptions(on_bad_row="error", **ALL_TRAIN),
-        )
+        strict()
     # Issue 12, item 9: the message describes the line it names, not the first bad cell of the
     # block (line 3's I3 used to be reported for line 2's I5).
     raw.write_text("\n".join([
@@ -213,12 +207,7 @@ def test_bad_rows_are_counted_with_first_lines(tmp_path):
     with pytest.raises(
         BadRowError, match=r":2: bad row \(non_numeric\): column 'I5': 'abc' is not a finite number"
     ):
-        preprocess(
-            "criteo",
-            str(raw),
-            str(tmp_path / "strict"),
-            PreprocessOptions(on_bad_row="error", **ALL_TRAIN),
-        )
+        strict()
 
 
 def test_avazu_bad_hours(tmp_path):
