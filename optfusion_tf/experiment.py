@@ -60,7 +60,6 @@ from optfusion_tf.run_dir import (
 from optfusion_tf.tensorboard_callbacks import ArchitectureSummaries
 
 MODEL_FILE = "model.keras"
-METRICS_FILE = "metrics.json"  # RunDir.metrics_path: written last, a complete run
 EVAL_BATCH_SIZE = 16384
 # Validation rows on which the per-operation output scales are logged every epoch.
 PROBE_ROWS = 4096
@@ -163,15 +162,16 @@ def load_dataset_stats(dataset_dir: str) -> DatasetStats:
     try:
         stats = DatasetStats.load(dataset_dir)
         for split in ("train", "validation", "test"):
-            rows, positives = stats.rows.get(split, 0), stats.positives.get(split, 0)
-            if rows < 1:
+            if stats.rows.get(split, 0) < 1:
                 raise DataError(f"{dataset_dir}: the {split} split is empty; nothing to train or evaluate on")
-            if positives in (0, rows):
-                raise DataError(
-                    f"{dataset_dir}: every one of the {rows:,} {split} rows has label "
-                    f"{int(positives > 0)}; AUC needs both classes (another --seed or --ratio "
-                    "in preprocessing, or more data)"
-                )
+        one_class = stats.one_class_splits()
+        if one_class:
+            split, label = next(iter(one_class.items()))
+            raise DataError(
+                f"{dataset_dir}: every one of the {stats.rows[split]:,} {split} rows has label "
+                f"{label}; AUC needs both classes (another --seed or --ratio in preprocessing, "
+                "or more data)"
+            )
         problems = stats.shard_problems(dataset_dir)
         if problems:
             raise DataError(
@@ -214,12 +214,12 @@ def retrain_arch(config: TrainingConfig, stats: DatasetStats, given: set[str]) -
     except ArchSpecError as err:
         raise ExperimentError(f"--arch: {err}") from None
     if config.init_from_search:
-        search_dir = os.path.dirname(os.path.abspath(config.arch))
-        for name in (MODEL_FILE, METRICS_FILE):  # metrics.json last: the run is complete
-            if not os.path.isfile(os.path.join(search_dir, name)):
+        search = RunDir(os.path.dirname(os.path.abspath(config.arch)))
+        for path in (_search_model_path(config.arch), search.metrics_path):  # metrics.json: complete
+            if not os.path.isfile(path):
                 raise ExperimentError(
-                    f"--init_from_search: {os.path.join(search_dir, name)} not found (the "
-                    "search run that wrote --arch did not finish)."
+                    f"--init_from_search: {path} not found (the search run that wrote --arch "
+                    "did not finish)."
                 )
     return arch
 

@@ -342,13 +342,9 @@ def preprocess(
 def one_class_warnings(stats: DatasetStats) -> list[str]:
     """One line per non-empty split whose rows all have one label (e.g. a label rule such as
     '>-1' that every value meets): search.py and retrain.py refuse such a dataset."""
-    out = []
-    for split, rows in stats.rows.items():
-        positives = stats.positives.get(split, 0)
-        if rows and positives in (0, rows):
-            out.append(
-                f"{stats.input_path}: every one of the {rows:,} {split} rows has label "
-                f"{int(positives > 0)} (label {stats.label['column']!r}, rule "
-                f"{stats.label['rule']!r}); AUC needs both classes, so training will refuse it"
-            )
-    return out
+    return [
+        f"{stats.input_path}: every one of the {stats.rows[split]:,} {split} rows has label "
+        f"{label} (label {stats.label['column']!r}, rule {stats.label['rule']!r}); AUC needs "
+        "both classes, so training will refuse it"
+        for split, label in stats.one_class_splits().items()
+    ]

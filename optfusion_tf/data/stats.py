@@ -182,6 +182,14 @@ class DatasetStats:
                 )
         return stats
 
+    def one_class_splits(self) -> dict[str, int]:
+        """Non-empty splits whose rows all have one label: split -> that label (0 or 1)."""
+        return {
+            split: int(self.positives.get(split, 0) > 0)
+            for split, rows in self.rows.items()
+            if rows and self.positives.get(split, 0) in (0, rows)
+        }
+
     def shard_problems(self, dataset_dir: str) -> list[str]:
         """What is wrong with the shard files: missing ones, and uncompressed ones whose size is
         not rows x record_bytes (truncated or replaced). Empty when all are as written."""
