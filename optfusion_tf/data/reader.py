@@ -35,6 +35,7 @@ directories, every k-th file when there are at least k files, else every k-th re
 
 from __future__ import annotations
 
+import functools
 import glob
 import os
 from typing import Any
@@ -339,18 +340,22 @@ def _shuffled_windows(
         dtype=np.int64,
     ).reshape(-1, 3)
 
-    files: list[np.memmap] = []
-    orders: dict[int, np.ndarray] = {}  # pass seed -> chunk order (one pass at a time)
+    # Built before the map, never changed after: tf.data runs `window` on several threads at
+    # once, so it reads only immutable state (the memmaps are read-only views) and derives the
+    # pass order from the pass seed alone (`order` is pure; lru_cache is thread-safe).
+    files = [np.memmap(p, np.uint8, "r", shape=(n, size)) for p, _, _, n in ranges]
+
+    @functools.lru_cache(maxsize=2)
+    def order(key: int) -> np.ndarray:
+        """The pass's chunk order: a permutation of range(len(chunks)), from its seed."""
+        permutation = np.random.default_rng(key).permutation(len(chunks))
+        permutation.flags.writeable = False
+        return permutation
 
     def window(pass_seed: Any, index: Any) -> np.ndarray:
         """Rows of window `index` of the pass: uint8 [rows, record_bytes]."""
-        if not files:
-            files.extend(np.memmap(p, np.uint8, "r", shape=(n, size)) for p, _, _, n in ranges)
         key = int(pass_seed)
-        if key not in orders:
-            orders.clear()
-            orders[key] = np.random.default_rng(key).permutation(len(chunks))
-        picked = chunks[orders[key][index * WINDOW_CHUNKS:(index + 1) * WINDOW_CHUNKS]]
+        picked = chunks[order(key)[index * WINDOW_CHUNKS:(index + 1) * WINDOW_CHUNKS]]
         block = np.concatenate([files[k][start:start + n] for k, start, n in picked])
         return block[np.random.default_rng((key, int(index))).permutation(len(block))]
 
