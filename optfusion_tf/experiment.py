@@ -91,6 +91,7 @@ class TrainingConfig:
     l2_nn: float = 0.0
     embedding_optimizer: str = "lazy_adam"
     embedding_init_std: float = 1e-4
+    kernel_init: str = "glorot_normal"
     clip_global_norm: float = 10.0
     shuffle: str = "examples"
     operation_norm: str = "none"
@@ -244,7 +245,7 @@ def _search(
         n=config.n, shallow=config.shallow, dropout=config.dropout,
         batch_norm=config.batch_norm, init_constant=config.init_constant, seed=config.seed,
         dataset=stats.dataset, operation_norm=config.operation_norm,
-        embedding_init_std=config.embedding_init_std,
+        embedding_init_std=config.embedding_init_std, kernel_init=config.kernel_init,
     )
     if config.selection == "one_shot":
         model, best_epoch = _fit(
@@ -304,6 +305,7 @@ def _retrain(
         n=arch.n, shallow=arch.shallow, fusion=fusion, arch=arch, dropout=config.dropout,
         batch_norm=config.batch_norm, seed=config.seed, dataset=stats.dataset,
         operation_norm=arch.operation_norm, embedding_init_std=config.embedding_init_std,
+        kernel_init=config.kernel_init,
     )
     warnings = arch.numerical_warnings(fusion)
     for warning in warnings:

@@ -57,7 +57,7 @@ from optfusion_tf.fusion import (
 )
 from optfusion_tf.fusion.base import check_output_norm
 from optfusion_tf.layers import DeepBlock, make_shallow_layer
-from optfusion_tf.layers.initializers import torch_linear_kernel_initializer
+from optfusion_tf.layers.initializers import KERNEL_INITS, kernel_initializer
 from optfusion_tf.layers.types import Tensor
 from optfusion_tf.search_space import EMBEDDING, OUTPUT, SearchSpace, edge_name
 from optfusion_tf.ste import straight_through_step
@@ -117,6 +117,9 @@ class OptFusionModel(GroupedOptimizerModel):
             every edge starts connected).
         embedding_init_std: standard deviation of the normal embedding init (the reference's
             `--emb_std` default, 1e-2).
+        kernel_init: the initializer of every kernel (components, fusion operations, output),
+            one of KERNEL_INITS: "glorot_normal" (default; Keras' and DeepCTR's) or "torch"
+            (PyTorch nn.Linear's U(+-1/sqrt(fan_in)), the reference's start). Biases start at 0.
         operation_norm: "none" (the paper's operations) or "rms": every fusion operation's
             output is rescaled to unit RMS per example (optfusion_tf/fusion/base.py), in search
             and re-train alike.
@@ -146,6 +149,7 @@ class OptFusionModel(GroupedOptimizerModel):
         batch_norm: bool = False,
         init_constant: float = 0.5,
         embedding_init_std: float = 1e-2,
+        kernel_init: str = "glorot_normal",
         seed: int | None = None,
         dataset: str = "",
         operation_norm: str = "none",
@@ -176,6 +180,11 @@ class OptFusionModel(GroupedOptimizerModel):
                 "`embedding_init_std` must be a positive number. "
                 f"Received: embedding_init_std={embedding_init_std!r}"
             )
+        if kernel_init not in KERNEL_INITS:
+            raise ValueError(
+                f"`kernel_init` must be one of {list(KERNEL_INITS)}. "
+                f"Received: kernel_init={kernel_init!r}"
+            )
         check_output_norm(operation_norm)
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
             raise ValueError(f"`seed` must be an integer or None. Received: seed={seed!r}")
@@ -195,6 +204,7 @@ class OptFusionModel(GroupedOptimizerModel):
         self.batch_norm = batch_norm
         self.init_constant = float(init_constant)
         self.embedding_init_std = float(embedding_init_std)
+        self.kernel_init = kernel_init
         self.seed = seed
         self.dataset = dataset
         self.operation_norm = operation_norm
@@ -221,21 +231,21 @@ class OptFusionModel(GroupedOptimizerModel):
                 )
                 self.fusions[plan.node] = make(
                     len(plan.inputs), name=f"fusion_{plan.node}", output_norm=operation_norm,
-                    **_initializers(next(layer_seeds)),
+                    **_initializers(kernel_init, next(layer_seeds)),
                 )
             if plan.kind == "shallow":
                 self.components[plan.node] = make_shallow_layer(
                     shallow, num_fields=num_fields, name=f"shallow_{plan.node}",
-                    **_initializers(next(layer_seeds)),
+                    **_initializers(kernel_init, next(layer_seeds)),
                 )
             elif plan.kind == "deep":
                 layer_seed = next(layer_seeds)
                 self.components[plan.node] = DeepBlock(
                     self.width, dropout=dropout, batch_norm=batch_norm, name=f"deep_{plan.node}",
-                    seed=layer_seed, **_initializers(layer_seed),
+                    seed=layer_seed, **_initializers(kernel_init, layer_seed),
                 )
         self.output_layer = keras.layers.Dense(
-            1, name="output", **_initializers(next(layer_seeds))
+            1, name="output", **_initializers(kernel_init, next(layer_seeds))
         )
 
     # ---- structure -------------------------------------------------------------------------
@@ -509,6 +519,7 @@ class OptFusionModel(GroupedOptimizerModel):
                 "batch_norm": self.batch_norm,
                 "init_constant": self.init_constant,
                 "embedding_init_std": self.embedding_init_std,
+                "kernel_init": self.kernel_init,
                 "seed": self.seed,
                 "dataset": self.dataset,
                 "operation_norm": self.operation_norm,
@@ -523,10 +534,10 @@ class OptFusionModel(GroupedOptimizerModel):
             self.build((None, self.num_fields))
 
 
-def _initializers(seed: int | None) -> dict[str, keras.initializers.Initializer]:
-    """A sublayer's kernel (torch nn.Linear-like) and bias (zeros) initializers."""
+def _initializers(kind: str, seed: int | None) -> dict[str, keras.initializers.Initializer]:
+    """A sublayer's kernel (`kernel_initializer(kind)`) and bias (zeros) initializers."""
     return {
-        "kernel_initializer": torch_linear_kernel_initializer(seed),
+        "kernel_initializer": kernel_initializer(kind, seed),
         "bias_initializer": keras.initializers.Zeros(),
     }
 

@@ -304,6 +304,28 @@ def test_same_seed_same_model_and_embedding_init():
                            c.fusions["D1"].fusion_operations["concat"].kernel.numpy()[:6])
 
 
+def test_kernel_init_glorot_normal_by_default_torch_reproduces_the_reference_start():
+    """Every kernel (deep block, cross layer, fusion, output) starts from the chosen initializer:
+    glorot_normal (std sqrt(2 / (fan_in + fan_out)), truncated at 2 std) or torch's nn.Linear
+    default U(+-1/sqrt(fan_in)); the choice is kept in the config."""
+    shape = {**SHAPE, "num_fields": 10, "emb_dim": 10}  # W = 100: 100 x 100 deep kernels
+    for kind in ("glorot_normal", "torch"):
+        model = OptFusionModel(**shape, n=1, fusion="search", seed=3,
+                               **({} if kind == "glorot_normal" else {"kernel_init": kind}))
+        model.build((None, 10))
+        assert model.get_config()["kernel_init"] == kind
+        kernel = model.components["D1"].weights[0].numpy()
+        assert kernel.shape == (100, 100)
+        if kind == "glorot_normal":
+            assert 0.09 < kernel.std() < 0.11 and np.abs(kernel).max() <= 2 * 0.1 / 0.8796 + 1e-6
+        else:
+            assert 0.055 < kernel.std() < 0.06 and np.abs(kernel).max() <= 0.1
+    a = OptFusionModel(**SHAPE, n=1, fusion="search", seed=3)
+    b = OptFusionModel(**SHAPE, n=1, fusion="search", seed=3, kernel_init="torch")
+    a.build((None, 3)), b.build((None, 3))
+    assert not np.allclose(a.output_layer.kernel.numpy(), b.output_layer.kernel.numpy())
+
+
 @pytest.mark.parametrize(
     "kwargs, error, message",
     [
@@ -317,6 +339,7 @@ def test_same_seed_same_model_and_embedding_init():
         (dict(n=0), ValueError, "`n` must be a positive integer"),
         (dict(dropout=1.0), ValueError, "`dropout` must be in"),
         (dict(embedding_init_std=0.0), ValueError, "`embedding_init_std`"),
+        (dict(kernel_init="he_normal"), ValueError, "`kernel_init` must be one of"),
     ],
 )
 def test_errors(kwargs, error, message):
@@ -331,7 +354,8 @@ def test_ids_of_the_wrong_width_are_refused():
 
 
 def test_get_config_round_trip():
-    for model in (make_model("search"), make_model("hard", batch_norm=True, dropout=0.2)):
+    for model in (make_model("search"), make_model("hard", batch_norm=True, dropout=0.2),
+                  make_model("soft", kernel_init="torch")):
         config = model.get_config()
         assert config["arch"] is None or ArchSpec.from_dict(config["arch"]) == ARCH
         clone = OptFusionModel.from_config(config)

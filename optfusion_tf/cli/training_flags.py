@@ -16,6 +16,7 @@ from absl import flags
 
 from optfusion_tf.arch_spec import OPERATION_NORMS, OPERATIONS, PRESETS, SHALLOW_COMPONENTS
 from optfusion_tf.data.reader import SHUFFLES
+from optfusion_tf.layers.initializers import KERNEL_INITS
 from optfusion_tf.distribution import DEFAULT_CLUSTER_WAIT_S, STRATEGIES
 
 EMBEDDING_OPTIMIZERS = ("lazy_adam", "adam")
@@ -82,6 +83,11 @@ def define_common_flags() -> None:
         "embedding_init_std", 1e-4, "Standard deviation of the normal embedding initialization.",
         lower_bound=1e-12,
     )
+    flags.DEFINE_enum(
+        "kernel_init", "glorot_normal", KERNEL_INITS,
+        "Initializer of every kernel: glorot_normal (Keras' and DeepCTR's) or torch (PyTorch "
+        "nn.Linear's U(+-1/sqrt(fan_in)), how the reference's models start).",
+    )
     flags.DEFINE_float(
         "clip_global_norm", 10.0,
         "Clip the gradients of all groups together to this global norm (FuxiCTR: 10); 0: off.",
@@ -118,6 +124,19 @@ def define_common_flags() -> None:
         DEFAULT_CLUSTER_WAIT_S,
         "multi_worker: seconds to wait for every worker of TF_CONFIG to join before giving up.",
         lower_bound=1.0,
+    )
+    flags.register_multi_flags_validator(
+        ["patience", "plateau_lr_factor"],
+        lambda v: v["patience"] > 0 or v["plateau_lr_factor"] == 1.0,
+        message="--patience=0 stops at the first epoch without validation-AUC gain, so the "
+        "learning-rate step of --plateau_lr_factor<1 would never be trained with: give "
+        "--patience >= 1, or --plateau_lr_factor=1",
+    )
+    flags.register_multi_flags_validator(
+        ["plateau_lr_factor", "min_lr", "lr_emb", "lr_nn"],
+        lambda v: v["plateau_lr_factor"] == 1.0 or v["min_lr"] < max(v["lr_emb"], v["lr_nn"]),
+        message="--plateau_lr_factor<1 with --min_lr at or above both --lr_emb and --lr_nn: "
+        "the step could never lower a learning rate; lower --min_lr or give --plateau_lr_factor=1",
     )
     require_finite((
         "dropout", "plateau_lr_factor", "min_lr", "lr_emb", "lr_nn", "l2_emb", "l2_nn",

@@ -22,12 +22,31 @@ def clone_initializer(
     return initializer.__class__.from_config(config)
 
 
+KERNEL_INITS = ("glorot_normal", "torch")
+
+
+def kernel_initializer(kind: str, seed: int | None = None) -> keras.initializers.Initializer:
+    """The kernel initializer every sublayer of the model starts from.
+
+    Args:
+        kind: "glorot_normal" (truncated normal, std sqrt(2 / (fan_in + fan_out)): Keras'
+            and DeepCTR's kernels) or "torch" (PyTorch's nn.Linear default, the reference's
+            start: see `torch_linear_kernel_initializer`).
+        seed: the initializer's seed (None: drawn from Keras' global seed).
+    """
+    if kind == "glorot_normal":
+        return keras.initializers.GlorotNormal(seed=seed)
+    if kind == "torch":
+        return torch_linear_kernel_initializer(seed)
+    raise ValueError(f"`kernel_init` must be one of {list(KERNEL_INITS)}. Received: {kind!r}")
+
+
 def torch_linear_kernel_initializer(seed: int | None = None) -> keras.initializers.Initializer:
     """PyTorch's default `nn.Linear` / `nn.Conv1d` weight init: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
 
     torch uses kaiming_uniform(a=sqrt(5)), whose bound is sqrt(6 / ((1 + 5) * fan_in)); that is
     VarianceScaling(scale=1/3, mode="fan_in", distribution="uniform"). The model uses it for
-    every kernel so that a fresh model starts like the reference's (biases start at zero,
+    every kernel with `kernel_init="torch"`, so that a fresh model starts like the reference's (biases start at zero,
     Keras' convention, where torch draws them from the same uniform).
     """
     return keras.initializers.VarianceScaling(
