@@ -49,7 +49,7 @@ from optfusion_tf.distribution import (
 from optfusion_tf.evaluation import ExactValidationMetrics, StopOnNaN, evaluate_split
 from optfusion_tf.lazy_adam import make_embedding_optimizer
 from optfusion_tf.model import OptFusionModel
-from optfusion_tf.plateau import ValidationPlateau
+from optfusion_tf.plateau import ValidationPlateau, effective_patience
 from optfusion_tf.run_dir import (
     RunDir,
     RunDirError,
@@ -83,7 +83,8 @@ class TrainingConfig:
     batch_size: int = 4096
     epochs: int = 100
     patience: int = 2
-    plateau_lr_factor: float = 0.1
+    patience_steps: int = 128
+    plateau_lr_factor: float = 1.0
     min_lr: float = 1e-6
     lr_emb: float = 1e-3
     lr_nn: float = 1e-3
@@ -473,13 +474,14 @@ def _fit(config: TrainingConfig, stats: DatasetStats, phase: _Phase) -> tuple[Op
     log_repair(phase.backup_dir)  # a kill while a backup was written: the previous one
     train = training_batches(config, dist, first_pass=_backed_up_epochs(phase.backup_dir))
     steps = math.ceil(stats.rows["train"] / config.batch_size)
+    patience = effective_patience(config.patience, config.patience_steps, steps)
     nan_guard = StopOnNaN()
     best_so_far = metrics.best
     callbacks = [
         nan_guard,
         metrics,  # writes val_auc / val_logloss into the logs the callbacks below read
         ValidationPlateau(
-            lambda: metrics.records, monitor="val_auc", patience=config.patience,
+            lambda: metrics.records, monitor="val_auc", patience=patience,
             factor=config.plateau_lr_factor, min_lr=config.min_lr,
         ),
         AtomicBestWeights(
@@ -491,8 +493,10 @@ def _fit(config: TrainingConfig, stats: DatasetStats, phase: _Phase) -> tuple[Op
         ResumeBackup(phase.backup_dir),  # last: a backup means the epoch is done
     ]
     logging.info(
-        "%s: %d epochs of %d steps (batch %d) on %s", phase.name, config.epochs, steps,
-        config.batch_size, config.dataset_dir,
+        "%s: at most %d epochs of %d steps (batch %d) on %s; early stop after %d epochs without "
+        "validation-AUC gain (--patience=%d, --patience_steps=%d)", phase.name, config.epochs,
+        steps, config.batch_size, config.dataset_dir, patience, config.patience,
+        config.patience_steps,
     )
     model.fit(
         train, epochs=config.epochs, steps_per_epoch=steps, callbacks=callbacks, shuffle=False

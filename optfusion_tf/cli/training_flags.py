@@ -55,12 +55,23 @@ def define_common_flags() -> None:
         lower_bound=1,
     )
     flags.DEFINE_integer(
-        "patience", 2, "Epochs in a row without validation-AUC gain before stopping.", lower_bound=0
+        "patience", 2,
+        "Early stopping: the least number of epochs in a row without validation-AUC gain "
+        "before stopping (see --patience_steps).", lower_bound=0,
+    )
+    flags.DEFINE_integer(
+        "patience_steps", 128,
+        "Early stopping waits at least this many optimizer steps without validation-AUC gain: "
+        "max(--patience, ceil(patience_steps / steps per epoch)) epochs, so that short epochs "
+        "(small data, large batches) do not end a run on a plateau; 0: --patience alone.",
+        lower_bound=0,
     )
     flags.DEFINE_float(
-        "plateau_lr_factor", 0.1,
+        "plateau_lr_factor", 1.0,
         "On every epoch without validation-AUC gain, multiply the learning rate of every "
-        "optimizer group (embedding, network, architecture) by this (FuxiCTR: 0.1); 1 keeps it.",
+        "optimizer group (embedding, network, architecture) by this (FuxiCTR: 0.1); 1 (the "
+        "default, as DeepCTR) keeps it: a step at the first flat epoch ends the learning phase "
+        "that follows a plateau.",
         lower_bound=1e-12, upper_bound=1.0,
     )
     flags.DEFINE_float(
@@ -126,11 +137,11 @@ def define_common_flags() -> None:
         lower_bound=1.0,
     )
     flags.register_multi_flags_validator(
-        ["patience", "plateau_lr_factor"],
-        lambda v: v["patience"] > 0 or v["plateau_lr_factor"] == 1.0,
-        message="--patience=0 stops at the first epoch without validation-AUC gain, so the "
-        "learning-rate step of --plateau_lr_factor<1 would never be trained with: give "
-        "--patience >= 1, or --plateau_lr_factor=1",
+        ["patience", "patience_steps", "plateau_lr_factor"],
+        lambda v: v["patience"] + v["patience_steps"] > 0 or v["plateau_lr_factor"] == 1.0,
+        message="--patience=0 --patience_steps=0 stops at the first epoch without validation-AUC "
+        "gain, so the learning-rate step of --plateau_lr_factor<1 would never be trained with: "
+        "give --patience >= 1, or --plateau_lr_factor=1",
     )
     flags.register_multi_flags_validator(
         ["plateau_lr_factor", "min_lr", "lr_emb", "lr_nn"],
