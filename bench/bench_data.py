@@ -3,6 +3,10 @@
 Dataset names:
     criteo_sample          ../shared/data/criteo_sample.txt (8,000 real rows), batch 256
     avazu_sample           ../shared/data/avazu_sample.csv (8,999 real rows), batch 256
+    frappe                 ../shared/data/frappe.csv (86,582 real rows, 10 fields), batch
+                           --batch_size (4096: about 17 steps an epoch); preprocessed as
+                           csv2TF --label_col=label --categorical_cols=<the 10 fields>
+                           --threshold=2 --seed=2022 (the default 0.8/0.1/0.1 split)
     synthetic_<N>          N rows of the planted-model demo data (optfusion_tf.demo_data)
     synthetic_<N>_sorted   the same rows sorted by label in the raw file, so the training split
                            is stored as all negatives, then all positives (a correlated order)
@@ -21,7 +25,7 @@ from typing import Iterable, Sequence
 
 from absl import logging
 
-from optfusion_tf.data.preprocess import PreprocessOptions, preprocess
+from optfusion_tf.data.preprocess import CsvOptions, PreprocessOptions, preprocess
 from optfusion_tf.demo_data import write_demo_criteo
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -31,6 +35,12 @@ SAMPLES = {
     "avazu_sample": ("avazu", "avazu_sample.csv"),
 }
 SAMPLE_BATCH_SIZE = 256
+FRAPPE = CsvOptions(
+    label_col="label",
+    categorical_cols=("user", "item", "cnt", "daytime", "weekday", "isweekend", "homework",
+                      "cost", "weather", "country"),
+    name="frappe",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,7 +61,14 @@ def prepare(names: Sequence[str], workdir: str, batch_size: int) -> list[BenchDa
     out = []
     for name in names:
         path = os.path.join(workdir, name)
-        if name in SAMPLES:
+        csv_options = None
+        if name == "frappe":
+            kind, raw, csv_options = "csv", os.path.join(SHARED_DATA, "frappe.csv"), FRAPPE
+            size = batch_size
+            if not os.path.isfile(raw):
+                logging.warning("%s not found: %s is skipped", raw, name)
+                continue
+        elif name in SAMPLES:
             kind, file = SAMPLES[name]
             raw = os.path.join(SHARED_DATA, file)
             if not os.path.isfile(raw):
@@ -71,7 +88,8 @@ def prepare(names: Sequence[str], workdir: str, batch_size: int) -> list[BenchDa
         else:
             raise ValueError(f"Unknown dataset name {name!r}; see bench/bench_data.py")
         if not os.path.isfile(os.path.join(path, "stats.json")):
-            preprocess(kind, raw, path, PreprocessOptions(overwrite=True))
+            preprocess(kind, raw, path, PreprocessOptions(overwrite=True, seed=2022),
+                       csv_options=csv_options)
         out.append(BenchDataset(name, path, size))
     return out
 

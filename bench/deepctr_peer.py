@@ -327,7 +327,7 @@ def run(args: argparse.Namespace) -> dict:
 
     state = {"best_auc": -np.inf, "best_logloss": None, "best_epoch": 0, "weights": None,
              "bad": 0, "epochs": 0, "train_seconds": 0.0, "eval_seconds": 0.0,
-             "first_epoch_seconds": 0.0}
+             "first_epoch_seconds": 0.0, "val_auc_curve": []}
 
     class ValidationAUC(tf.keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
@@ -343,6 +343,7 @@ def run(args: argparse.Namespace) -> dict:
             t2 = time.perf_counter()
             state["eval_seconds"] += t2 - t1
             state["epochs"] = epoch + 1
+            state["val_auc_curve"].append(auc)
             better = auc > state["best_auc"]
             if better:
                 state.update(best_auc=auc, best_logloss=logloss, best_epoch=epoch + 1, bad=0,
@@ -388,6 +389,7 @@ def run(args: argparse.Namespace) -> dict:
         "epochs_run": state["epochs"],
         "valid_auc": state["best_auc"],
         "valid_logloss": state["best_logloss"],
+        "val_auc_curve": state["val_auc_curve"],
         "test_auc": test_auc,
         "test_logloss": test_logloss,
         "seconds": round(time.perf_counter() - start, 3),

@@ -10,9 +10,12 @@ and seed, trains
   -Soft re-trained from it;
 - DeepCTR 0.9.4's DCN, DCNMix, DeepFM and xDeepFM (bench/deepctr_peer.py, each in its own
   process with TF_USE_LEGACY_KERAS=1, on the same train / validation / test rows, exact sklearn
-  AUC, early stopping on validation AUC with patience 2, Adam 1e-3, DeepCTR's defaults
-  otherwise; the seed also seeds every initializer, --init_seed);
-then prints one table per dataset and, last, one JSON object with every run.
+  AUC, Adam 1e-3, DeepCTR's defaults otherwise; the seed also seeds every initializer,
+  --init_seed), stopped by our default rule: the best validation AUC, no learning-rate step,
+  early stop after max(--patience, ceil(--patience_steps / steps per epoch)) epochs without a
+  gain (optfusion_tf.plateau.effective_patience), best weights restored;
+then prints one table per dataset, writes <workdir>/<dataset>_val_auc.png (validation AUC per
+epoch of every model, first seed), and, last, prints one JSON object with every run.
 
 Needs the `peers` extra (`pip install -e ".[peers]"`: deepctr and tf-keras): without it the
 script says which command installs it and exits 1 (`--peers=` with no model trains ours only).
@@ -36,7 +39,10 @@ import keras  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 
 import bench_data  # noqa: E402
+from curves import plot_validation_curves  # noqa: E402
+from optfusion_tf.data.stats import DatasetStats  # noqa: E402
 from optfusion_tf.experiment import TrainingConfig, run_retrain, run_search  # noqa: E402
+from optfusion_tf.plateau import effective_patience  # noqa: E402
 
 PEERS = {"dcn": "DeepCTR DCN", "dcnmix": "DeepCTR DCNMix", "deepfm": "DeepCTR DeepFM",
          "xdeepfm": "DeepCTR xDeepFM"}
@@ -56,13 +62,24 @@ flags.DEFINE_integer("batch_size", 4096,
 flags.DEFINE_list("peers", list(PEERS), f"DeepCTR models, of {list(PEERS)} (empty: none).")
 flags.DEFINE_list("ours", list(OURS), f"Our models, of {list(OURS)}.")
 flags.DEFINE_integer("peer_epochs", 100, "DeepCTR: maximum epochs.", lower_bound=1)
-flags.DEFINE_integer("peer_patience", 2, "DeepCTR: epochs without validation-AUC gain before "
-                     "stopping (its best weights are kept).", lower_bound=0)
+flags.DEFINE_integer("peer_patience", None, "DeepCTR: epochs without validation-AUC gain before "
+                     "stopping (its best weights are kept); default: the epochs our default "
+                     "rule waits on that dataset (effective_patience).", lower_bound=0)
 flags.DEFINE_string("workdir", "bench/out/peers", "Datasets and runs (git-ignored).")
 
 
 class PeerError(RuntimeError):
     """A DeepCTR run failed; the message holds its stderr tail."""
+
+
+def stop_patience(dataset_dir: str, batch_size: int) -> int:
+    """Epochs without validation gain before our default rule stops on this dataset: DeepCTR
+    gets the same (--peer_patience overrides it)."""
+    if FLAGS.peer_patience is not None:
+        return FLAGS.peer_patience
+    defaults = TrainingConfig(dataset_dir=dataset_dir, run_dir="")
+    steps = -(-DatasetStats.load(dataset_dir).rows["train"] // batch_size)
+    return effective_patience(defaults.patience, defaults.patience_steps, steps)
 
 
 def peer_run(dataset_dir: str, model: str, seed: int, batch_size: int) -> dict:
@@ -72,7 +89,8 @@ def peer_run(dataset_dir: str, model: str, seed: int, batch_size: int) -> dict:
         command = [
             sys.executable, PEER_SCRIPT, f"--dataset_dir={dataset_dir}", f"--model={model}",
             f"--seed={seed}", f"--init_seed={seed}", f"--emb_dim={FLAGS.emb_dim}", f"--batch_size={batch_size}",
-            f"--epochs={FLAGS.peer_epochs}", f"--patience={FLAGS.peer_patience}", f"--out={out}",
+            f"--epochs={FLAGS.peer_epochs}",
+            f"--patience={stop_patience(dataset_dir, batch_size)}", f"--out={out}",
         ]
         env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
         proc = subprocess.run(command, env=env, capture_output=True, text=True)
@@ -87,7 +105,8 @@ def peer_run(dataset_dir: str, model: str, seed: int, batch_size: int) -> dict:
 
 
 def our_runs(dataset_dir: str, workdir: str, seed: int, batch_size: int) -> dict[str, dict]:
-    """Our models with the default recipe: model key -> metrics.json."""
+    """Our models with the default recipe: model key -> metrics.json, with the run's
+    validation AUC per epoch added as "val_auc_curve"."""
     base = TrainingConfig(dataset_dir=dataset_dir, run_dir="", emb_dim=FLAGS.emb_dim,
                           batch_size=batch_size, seed=seed, overwrite=True)
     runs = {}
@@ -106,6 +125,9 @@ def our_runs(dataset_dir: str, workdir: str, seed: int, batch_size: int) -> dict
                 run_dir=os.path.join(workdir, fusion),
             )
             runs[fusion] = run_retrain(config, [], given=set())
+    for key, metrics in runs.items():
+        with open(os.path.join(workdir, key, "epochs.json"), encoding="utf-8") as f:
+            metrics["val_auc_curve"] = [r["val_auc"] for r in json.load(f)["epochs"]]
     return runs
 
 
@@ -117,6 +139,13 @@ def _datasets() -> list[bench_data.BenchDataset]:
             raise app.UsageError(
                 f"--dataset_dir={FLAGS.dataset_dir}: no stats.json (expected a directory "
                 "written by dataprocess/*2TF.py)"
+            )
+        stats = DatasetStats.load(FLAGS.dataset_dir)
+        if not stats.rows.get("test"):
+            raise app.UsageError(
+                f"--dataset_dir={FLAGS.dataset_dir}: no test split (stats.json: rows "
+                f"{stats.rows}); the bench reports test AUC, so the directory needs test rows: "
+                "preprocess it with a --ratio whose third part is above 0"
             )
         name = os.path.basename(os.path.normpath(FLAGS.dataset_dir))
         return [bench_data.BenchDataset(name, FLAGS.dataset_dir, FLAGS.batch_size)]
@@ -155,46 +184,58 @@ def main(argv: Sequence[str]) -> None:
             for key, metrics in ours.items():
                 if key in OURS:
                     runs.setdefault(OURS[key], []).append(
-                        {k: metrics[k] for k in ("test_auc", "test_logloss", "best_epoch", "seconds")}
+                        {k: metrics[k] for k in ("test_auc", "test_logloss", "best_epoch", "seconds",
+                                                 "val_auc_curve")}
                         | {"seed": seed}
                     )
                     logging.warning("%s / %s / seed %d: test AUC %.4f", data.name, OURS[key],
                                     seed, metrics["test_auc"])
         rows = {model: bench_data.summary(rs) for model, rs in runs.items()}
+        png = plot_validation_curves(
+            {model: [rs[0].get("val_auc_curve", [])] for model, rs in runs.items()},
+            os.path.join(FLAGS.workdir, f"{data.name}_val_auc.png"),
+            f"{data.name}: validation AUC per epoch, seed {FLAGS.seeds[0]}, emb_dim "
+            f"{FLAGS.emb_dim}, batch {data.batch_size}, the same stopping rule "
+            f"(dot: best epoch)",
+        )
         report[data.name] = {"batch_size": data.batch_size, "emb_dim": FLAGS.emb_dim,
-                             "models": rows, "verdict": verdict(rows)}
+                             "patience_epochs": stop_patience(data.path, data.batch_size),
+                             "models": rows, "verdict": verdict(rows), "curves_png": png}
         bench_data.print_table(
             f"{data.name}: emb_dim {FLAGS.emb_dim}, batch {data.batch_size}, "
             f"{len(FLAGS.seeds)} seeds (mean ± std)", rows,
         )
         for line in report[data.name]["verdict"]["lines"]:
             print(line)
+        print(f"validation curves: {png}")
     print(json.dumps(report))
 
 
 def verdict(rows: dict[str, dict]) -> dict:
-    """The issue's two checks: our parallel preset within one std of DeepCTR DCN (or better),
-    and the best OptFusion at or above the best DeepCTR model and the best preset."""
+    """The issue's checks on mean test AUC: our parallel preset and the best OptFusion against
+    the best DeepCTR model, and the best OptFusion against the best preset."""
     out: dict = {"lines": []}
     auc = {model: r["test_auc_mean"] for model, r in rows.items()}
-    parallel, dcn = OURS["parallel"], PEERS["dcn"]
-    if parallel in rows and dcn in rows:
-        gap = auc[parallel] - auc[dcn]
-        ok = gap >= -max(rows[dcn]["test_auc_std"], rows[parallel]["test_auc_std"])
-        out["parallel_minus_dcn"] = gap
-        out["lines"].append(
-            f"parallel preset - DeepCTR DCN: {gap:+.4f} AUC "
-            f"({'within one std or better' if ok else 'more than one std behind'})"
-        )
-    optfusion = [m for m in (OURS["hard"], OURS["soft"]) if m in rows]
-    others = [m for m in rows if m in PEERS.values() or m in (OURS["parallel"], OURS["stacked"])]
-    if optfusion and others:
-        best = max(optfusion, key=auc.get)
-        rival = max(others, key=auc.get)
-        out["optfusion_minus_best_other"] = auc[best] - auc[rival]
-        out["lines"].append(
-            f"best OptFusion ({best}) - best other ({rival}): {auc[best] - auc[rival]:+.4f} AUC"
-        )
+
+    def best(models: list[str]) -> str | None:
+        present = [m for m in models if m in rows]
+        return max(present, key=auc.get) if present else None
+
+    peer = best(list(PEERS.values()))
+    preset = best([OURS["parallel"], OURS["stacked"]])
+    optfusion = best([OURS["hard"], OURS["soft"]])
+    for key, ours, rival in (("parallel_minus_best_deepctr", OURS["parallel"] if OURS["parallel"]
+                              in rows else None, peer),
+                             ("optfusion_minus_best_deepctr", optfusion, peer),
+                             ("optfusion_minus_best_preset", optfusion, preset)):
+        if ours is not None and rival is not None:
+            gap = auc[ours] - auc[rival]
+            out[key] = gap
+            out["lines"].append(
+                f"{ours} - {rival}: {gap:+.4f} AUC "
+                f"({'at or above' if gap >= 0 else 'below'}; stds {rows[ours]['test_auc_std']:.4f}"
+                f" / {rows[rival]['test_auc_std']:.4f})"
+            )
     return out
 
 

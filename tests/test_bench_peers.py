@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -59,3 +60,58 @@ def test_a_deepctr_failure_is_reported_with_its_stderr(tmp_path):
 def test_a_directory_without_stats_is_a_usage_error(tmp_path):
     proc = _run(f"--dataset_dir={tmp_path}", "--peers=")
     assert proc.returncode != 0 and "no stats.json" in proc.stderr
+
+
+def test_a_directory_without_a_test_split_is_a_usage_error_naming_it(tmp_path):
+    from optfusion_tf.data.preprocess import PreprocessOptions, preprocess
+    from optfusion_tf.demo_data import write_demo_criteo
+
+    raw = write_demo_criteo(str(tmp_path / "raw.txt"), 300, seed=1)
+    preprocess("criteo", raw, str(tmp_path / "no_test"),
+               PreprocessOptions(workers=0, ratio=(0.8, 0.2, 0.0)))
+    proc = _run(f"--dataset_dir={tmp_path / 'no_test'}", "--peers=", f"--workdir={tmp_path / 'o'}")
+    assert proc.returncode != 0, proc.stderr[-2000:]
+    assert f"--dataset_dir={tmp_path / 'no_test'}: no test split" in proc.stderr
+    assert not (tmp_path / "o" / "runs").exists()
+
+
+def test_both_sides_stop_by_the_same_rule_and_the_curves_are_drawn(dataset_dir, tmp_path):
+    if any(importlib.util.find_spec(name) is None for name in ("deepctr", "tf_keras")):
+        pytest.skip('needs the peers extra: pip install -e ".[peers]"')
+    proc = _run(f"--dataset_dir={dataset_dir}", "--peers=dcn", "--ours=parallel", "--seeds=1",
+                "--emb_dim=2", "--batch_size=32", f"--workdir={tmp_path}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout.strip().splitlines()[-1])["ds"]
+    from optfusion_tf.data.stats import DatasetStats
+
+    steps = -(-DatasetStats.load(dataset_dir).rows["train"] // 32)
+    assert 10 <= steps <= 20  # so that 128 steps are several epochs: ceil(128 / steps)
+    patience = -(-128 // steps)
+    assert report["patience_epochs"] == patience
+    runs = {model: r["runs"][0] for model, r in report["models"].items()}
+    for model, run in runs.items():
+        curve = run["val_auc_curve"]
+        assert run["best_epoch"] == 1 + max(range(len(curve)), key=curve.__getitem__), model
+        assert len(curve) == run["best_epoch"] + patience or len(curve) == 100, model
+    png = tmp_path / "ds_val_auc.png"
+    assert report["curves_png"] == str(png) and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_frappe_is_the_csv2tf_split_of_the_shared_file(tmp_path):
+    frappe = REPO_ROOT.parent / "shared" / "data" / "frappe.csv"
+    if not frappe.is_file():
+        pytest.skip(f"{frappe} not found (../shared is not beside this clone)")
+    sys.path.insert(0, str(REPO_ROOT / "bench"))
+    try:
+        import bench_data
+    finally:
+        sys.path.remove(str(REPO_ROOT / "bench"))
+    (data,) = bench_data.prepare(["frappe"], str(tmp_path), 4096)
+    from optfusion_tf.data.stats import DatasetStats
+
+    stats = DatasetStats.load(data.path)
+    # csv2TF --dataset=frappe.csv --label_col=label --categorical_cols=<10 fields>
+    # --threshold=2 --seed=2022 writes these (the rows of issue 23's table).
+    assert data.batch_size == 4096 and stats.num_fields == 10
+    assert stats.rows == {"train": 69349, "validation": 8580, "test": 8653}
+    assert stats.feature_num == 5234
