@@ -1,6 +1,6 @@
 """How the training recipe changes test AUC: the measurements behind the default flags.
 
-    python bench/recipe.py [--datasets=criteo_sample,avazu_sample,synthetic_200000]
+    python bench/recipe.py [--datasets=frappe,criteo_sample,avazu_sample]
                            [--recipes=...] [--seeds=1,2,3] [--emb_dim=10] [--preset=parallel]
 
 Trains the --preset model (a fixed architecture, so that only the recipe changes) with each
@@ -10,8 +10,8 @@ last line is one JSON object with every run.
 
 A recipe is a set of TrainingConfig fields (the flags of search.py / retrain.py) over the
 defaults; "defaults" is what the flags give today. RECIPES lists what was compared: "before"
-(this project's recipe until issue 11), "fuxictr" (BARS / FuxiCTR's protocol) and, named
-"fuxictr - ...", that protocol with one thing changed.
+(this project's recipe until issue 11), "issue 11 defaults" (FuxiCTR's protocol with lazy_adam
+and torch kernels) and, named "defaults - ...", today's defaults with one thing changed.
 """
 
 from __future__ import annotations
@@ -31,47 +31,41 @@ from optfusion_tf.experiment import TrainingConfig, run_retrain  # noqa: E402
 
 # The recipe of this project before issue 11 (the reference's search_stage.py settings).
 BEFORE = dict(
-    epochs=5, patience=1, plateau_lr_factor=1.0, lr_emb=3e-3, lr_nn=3e-3, l2_emb=3e-6,
-    l2_nn=3e-6, embedding_optimizer="lazy_adam", embedding_init_std=1e-2, clip_global_norm=0.0,
-    shuffle="chunks",
+    epochs=5, patience=1, patience_steps=0, plateau_lr_factor=1.0, lr_emb=3e-3, lr_nn=3e-3,
+    l2_emb=3e-6, l2_nn=3e-6, embedding_optimizer="lazy_adam", embedding_init_std=1e-2,
+    kernel_init="torch", clip_global_norm=0.0, shuffle="chunks",
 )
-# BARS / FuxiCTR's protocol (Adam 1e-3, x0.1 on plateau, stop after 2, clip 10, N(0, 1e-4)
-# embeddings, whole-table L2 on the embedding only).
-FUXICTR = dict(
-    epochs=100, patience=2, plateau_lr_factor=0.1, lr_emb=1e-3, lr_nn=1e-3, l2_emb=1e-5,
-    l2_nn=0.0, embedding_optimizer="adam", embedding_init_std=1e-4, clip_global_norm=10.0,
-    shuffle="examples",
+# The defaults of issue 11: BARS / FuxiCTR's protocol (Adam 1e-3, x0.1 on every epoch without a
+# gain, stop after 2, clip 10, N(0, 1e-4) embeddings, L2 1e-5 on the embedding only) with
+# lazy_adam, and the reference's torch kernels.
+ISSUE_11 = dict(
+    epochs=100, patience=2, patience_steps=0, plateau_lr_factor=0.1, lr_emb=1e-3, lr_nn=1e-3,
+    l2_emb=1e-5, l2_nn=0.0, embedding_optimizer="lazy_adam", embedding_init_std=1e-4,
+    kernel_init="torch", clip_global_norm=10.0, shuffle="examples",
 )
-LAZY = {**FUXICTR, "embedding_optimizer": "lazy_adam"}
+# Each "defaults - X" changes one part of today's defaults back or to an alternative.
 RECIPES = {
     "before": BEFORE,
-    "before + patience 2 + 100 epochs": {**BEFORE, "epochs": 100, "patience": 2},
-    "fuxictr": FUXICTR,
-    "fuxictr - chunks shuffle": {**FUXICTR, "shuffle": "chunks"},
-    "fuxictr - no lr step": {**FUXICTR, "plateau_lr_factor": 1.0},
-    "fuxictr - l2_emb 0": {**FUXICTR, "l2_emb": 0.0},
-    "fuxictr - l2_emb 1e-4": {**FUXICTR, "l2_emb": 1e-4},
-    "fuxictr - embedding init 1e-2": {**FUXICTR, "embedding_init_std": 1e-2},
-    "fuxictr - lr 3e-3": {**FUXICTR, "lr_emb": 3e-3, "lr_nn": 3e-3},
-    "fuxictr - no clipping": {**FUXICTR, "clip_global_norm": 0.0},
-    "fuxictr - patience 1": {**FUXICTR, "patience": 1},
-    "fuxictr + lazy_adam": LAZY,
-    "fuxictr + lazy_adam - chunks shuffle": {**LAZY, "shuffle": "chunks"},
-    "fuxictr + lazy_adam - no lr step": {**LAZY, "plateau_lr_factor": 1.0},
-    "fuxictr + lazy_adam - lr 3e-3": {**LAZY, "lr_emb": 3e-3, "lr_nn": 3e-3},
-    "fuxictr + lazy_adam - l2_emb 0": {**LAZY, "l2_emb": 0.0},
-    "fuxictr + lazy_adam - l2_emb 1e-4": {**LAZY, "l2_emb": 1e-4},
-    "fuxictr + lazy_adam - embedding init 1e-3": {**LAZY, "embedding_init_std": 1e-3},
+    "issue 11 defaults": ISSUE_11,
+    "issue 11 defaults + glorot_normal kernels": {**ISSUE_11, "kernel_init": "glorot_normal"},
+    "defaults - torch kernels": {"kernel_init": "torch"},
+    "defaults - x0.1 lr step": {"plateau_lr_factor": 0.1},
+    "defaults - patience_steps 0": {"patience_steps": 0},
+    "defaults - dense adam": {"embedding_optimizer": "adam"},
+    "defaults - chunks shuffle": {"shuffle": "chunks"},
+    "defaults - embedding init 1e-3": {"embedding_init_std": 1e-3},
+    "defaults - l2_emb 0": {"l2_emb": 0.0},
+    "defaults - no clipping": {"clip_global_norm": 0.0},
     "defaults": {},
 }
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("datasets", ["criteo_sample", "avazu_sample", "synthetic_200000"],
+flags.DEFINE_list("datasets", ["frappe", "criteo_sample", "avazu_sample"],
                   "Datasets (bench/bench_data.py names).")
 flags.DEFINE_list("recipes", list(RECIPES), "Recipes to compare (keys of RECIPES).")
 flags.DEFINE_list("seeds", ["1", "2", "3"], "Training seeds.")
 flags.DEFINE_integer("emb_dim", 10, "Embedding size.", lower_bound=1)
-flags.DEFINE_integer("batch_size", 4096, "Batch size of the synthetic sets.", lower_bound=1)
+flags.DEFINE_integer("batch_size", 4096, "Batch size of frappe and the synthetic sets (the real samples use 256).", lower_bound=1)
 flags.DEFINE_enum("preset", "parallel", ["parallel", "stacked"], "The fixed model trained.")
 flags.DEFINE_string("workdir", "bench/out/recipe", "Datasets and runs (git-ignored).")
 
