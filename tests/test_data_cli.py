@@ -148,6 +148,26 @@ def _alive(pid: int) -> bool:
         return False
 
 
+# Loaded into the CLI's processes (PYTHONPATH): after pass 1's first progress line the main
+# process says so on stderr and waits there, so the signal always lands mid-run (without it
+# a run could finish before the signal, or the test wait on a line that never came).
+PAUSE_IN_PASS_1 = """
+import sys, time
+from optfusion_tf.data import progress
+
+_add = progress.Progress.add
+
+def add(self, n):
+    logged = self.done + n >= self._next
+    _add(self, n)
+    if logged and self.what.startswith("pass 1"):
+        print("PAUSED IN PASS 1", file=sys.stderr, flush=True)
+        time.sleep(600)
+
+progress.Progress.add = add
+"""
+
+
 @pytest.mark.parametrize(
     "sig, workers",
     [(signal.SIGTERM, 2), (signal.SIGINT, 0), (signal.SIGKILL, 0), (signal.SIGKILL, 2)],
@@ -155,6 +175,9 @@ def _alive(pid: int) -> bool:
 def test_killed_run_leaves_no_complete_directory(tmp_path, sig, workers):
     raw = tmp_path / "raw.txt"
     raw.write_text((FIXTURES / "criteo_small.txt").read_text() * 40_000)  # 400k rows
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(PAUSE_IN_PASS_1)
     cmd = [
         sys.executable,
         str(REPO / "dataprocess" / "criteo2TF.py"),
@@ -163,14 +186,17 @@ def test_killed_run_leaves_no_complete_directory(tmp_path, sig, workers):
         f"--workers={workers}",
         "--log_every=20000",
     ]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(hooks), str(REPO)])}
     proc = subprocess.Popen(
-        cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env
     )
-    for (
-        line
-    ) in proc.stderr:  # the first progress line: pass 1 is under way, most of the file still ahead
-        if "pass 1" in line:
+    seen = []
+    for line in proc.stderr:  # pass 1 is under way, most of the file still ahead
+        seen.append(line)
+        if "PAUSED IN PASS 1" in line:
             break
+    else:
+        raise AssertionError(f"criteo2TF ended before pass 1's first progress line:\n{seen}")
     workers_before = _descendants(proc.pid)
     assert len(workers_before) >= workers
     proc.send_signal(sig)
