@@ -48,6 +48,8 @@ PEERS = {"dcn": "DeepCTR DCN", "dcnmix": "DeepCTR DCNMix", "deepfm": "DeepCTR De
          "xdeepfm": "DeepCTR xDeepFM"}
 OURS = {"parallel": "ours: parallel preset", "stacked": "ours: stacked preset",
         "hard": "ours: OptFusion-Hard", "soft": "ours: OptFusion-Soft"}
+# What bench/peers.py keeps of each of our runs' metrics.json.
+KEPT = ("test_auc", "test_logloss", "best_epoch", "seconds", "val_auc_curve")
 PEER_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "deepctr_peer.py")
 INSTALL = 'pip install -e ".[peers]"'
 STDERR_TAIL = 3000
@@ -184,9 +186,7 @@ def main(argv: Sequence[str]) -> None:
             for key, metrics in ours.items():
                 if key in OURS:
                     runs.setdefault(OURS[key], []).append(
-                        {k: metrics[k] for k in ("test_auc", "test_logloss", "best_epoch", "seconds",
-                                                 "val_auc_curve")}
-                        | {"seed": seed}
+                        {k: metrics[k] for k in KEPT} | {"seed": seed}
                     )
                     logging.warning("%s / %s / seed %d: test AUC %.4f", data.name, OURS[key],
                                     seed, metrics["test_auc"])
