@@ -151,8 +151,9 @@ def _alive(pid: int) -> bool:
 # Loaded into the CLI's processes (PYTHONPATH): after pass 1's first progress line the main
 # process says so on stderr and waits there, so the signal always lands mid-run (without it
 # a run could finish before the signal, or the test wait on a line that never came).
+# The signal is held back while the line is written, so it never interrupts the print itself.
 PAUSE_IN_PASS_1 = """
-import sys, time
+import signal, sys, time
 from optfusion_tf.data import progress
 
 _add = progress.Progress.add
@@ -161,7 +162,10 @@ def add(self, n):
     logged = self.done + n >= self._next
     _add(self, n)
     if logged and self.what.startswith("pass 1"):
+        held = {signal.SIGINT, signal.SIGTERM}
+        signal.pthread_sigmask(signal.SIG_BLOCK, held)
         print("PAUSED IN PASS 1", file=sys.stderr, flush=True)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
         time.sleep(600)
 
 progress.Progress.add = add
