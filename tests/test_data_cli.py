@@ -191,8 +191,11 @@ def test_killed_run_leaves_no_complete_directory(tmp_path, sig, workers):
         "--log_every=20000",
     ]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(hooks), str(REPO)])}
+    # Ctrl-C as from a terminal: a test run started in the background (nohup, `cmd &`, some CI
+    # runners) has SIGINT ignored, a child inherits that, and Python then keeps ignoring it.
     proc = subprocess.Popen(
-        cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env
+        cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     seen = []
     for line in proc.stderr:  # pass 1 is under way, most of the file still ahead
