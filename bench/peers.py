@@ -84,7 +84,7 @@ def stop_patience(dataset_dir: str, batch_size: int) -> int:
     return effective_patience(defaults.patience, defaults.patience_steps, steps)
 
 
-def peer_run(dataset_dir: str, model: str, seed: int, batch_size: int) -> dict:
+def peer_run(dataset_dir: str, model: str, seed: int, batch_size: int, patience: int) -> dict:
     """One DeepCTR model in its own process (legacy Keras); its JSON result."""
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "result.json")
@@ -92,7 +92,7 @@ def peer_run(dataset_dir: str, model: str, seed: int, batch_size: int) -> dict:
             sys.executable, PEER_SCRIPT, f"--dataset_dir={dataset_dir}", f"--model={model}",
             f"--seed={seed}", f"--init_seed={seed}", f"--emb_dim={FLAGS.emb_dim}", f"--batch_size={batch_size}",
             f"--epochs={FLAGS.peer_epochs}",
-            f"--patience={stop_patience(dataset_dir, batch_size)}", f"--out={out}",
+            f"--patience={patience}", f"--out={out}",
         ]
         env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
         proc = subprocess.run(command, env=env, capture_output=True, text=True)
@@ -171,10 +171,11 @@ def main(argv: Sequence[str]) -> None:
     report = {}
     for data in _datasets():
         runs: dict[str, list[dict]] = {}
+        patience = stop_patience(data.path, data.batch_size)  # DeepCTR stops as we do
         for seed in map(int, FLAGS.seeds):
             for model in FLAGS.peers:
                 try:
-                    result = peer_run(data.path, model, seed, data.batch_size)
+                    result = peer_run(data.path, model, seed, data.batch_size, patience)
                 except PeerError as err:
                     print(f"bench/peers.py: {err}", file=sys.stderr)
                     sys.exit(1)
@@ -199,7 +200,7 @@ def main(argv: Sequence[str]) -> None:
             f"(dot: best epoch)",
         )
         report[data.name] = {"batch_size": data.batch_size, "emb_dim": FLAGS.emb_dim,
-                             "patience_epochs": stop_patience(data.path, data.batch_size),
+                             "patience_epochs": patience,
                              "models": rows, "verdict": verdict(rows), "curves_png": png}
         bench_data.print_table(
             f"{data.name}: emb_dim {FLAGS.emb_dim}, batch {data.batch_size}, "
