@@ -61,10 +61,13 @@ class AtomicBestWeights(keras.callbacks.Callback):
 
 
 class ResumeBackup(keras.callbacks.BackupAndRestore):
-    """`BackupAndRestore` that keeps the previous epoch's state too (`double_checkpoint`)."""
+    """`BackupAndRestore` that keeps the previous epoch's state too (`double_checkpoint`) and
+    does not delete the backup when `fit` ends (`delete_checkpoint=False`): a kill between the
+    end of `fit` and the phase's results would otherwise leave nothing to resume from. The
+    caller removes it once the results are written."""
 
     def __init__(self, backup_dir: str) -> None:
-        super().__init__(backup_dir, double_checkpoint=True)
+        super().__init__(backup_dir, double_checkpoint=True, delete_checkpoint=False)
 
 
 def _readable(weights: str, metadata: str) -> str | None:

@@ -470,20 +470,21 @@ def _fit(config: TrainingConfig, stats: DatasetStats, phase: _Phase) -> tuple[Op
         model.load_weights(run.best_weights_path)
         return model, int(metrics.best["epoch"])
     os.makedirs(run.checkpoints_dir, exist_ok=True)
-    compile_for_training(model, config)
     log_repair(phase.backup_dir)  # a kill while a backup was written: the previous one
-    train = training_batches(config, dist, first_pass=_backed_up_epochs(phase.backup_dir))
+    finished_epochs = _backed_up_epochs(phase.backup_dir)
+    train = training_batches(config, dist, first_pass=finished_epochs)
     steps = math.ceil(stats.rows["train"] / config.batch_size)
     patience = effective_patience(config.patience, config.patience_steps, steps)
     nan_guard = StopOnNaN()
     best_so_far = metrics.best
+    plateau = ValidationPlateau(
+        lambda: metrics.records, monitor="val_auc", patience=patience,
+        factor=config.plateau_lr_factor, min_lr=config.min_lr,
+    )
     callbacks = [
         nan_guard,
         metrics,  # writes val_auc / val_logloss into the logs the callbacks below read
-        ValidationPlateau(
-            lambda: metrics.records, monitor="val_auc", patience=patience,
-            factor=config.plateau_lr_factor, min_lr=config.min_lr,
-        ),
+        plateau,
         AtomicBestWeights(
             run.best_weights_path, monitor="val_auc",
             initial_value_threshold=None if best_so_far is None else best_so_far["val_auc"],
@@ -498,9 +499,18 @@ def _fit(config: TrainingConfig, stats: DatasetStats, phase: _Phase) -> tuple[Op
         steps, config.batch_size, config.dataset_dir, patience, config.patience,
         config.patience_steps,
     )
-    model.fit(
-        train, epochs=config.epochs, steps_per_epoch=steps, callbacks=callbacks, shuffle=False
-    )
+    if finished_epochs >= config.epochs or plateau.replay(finished_epochs):
+        # The fit ended in an earlier process, killed before the phase's results were written
+        # (the backup is kept until they are): write them without training again.
+        logging.info("%s: training ended in an earlier process after epoch %d; writing its "
+                     "results.", phase.name, finished_epochs)
+        model.build((None, stats.num_fields))
+        compile_for_training(model, config)
+    else:
+        compile_for_training(model, config)
+        model.fit(
+            train, epochs=config.epochs, steps_per_epoch=steps, callbacks=callbacks, shuffle=False
+        )
     if nan_guard.stopped_at is not None:
         kept = (
             f"the best checkpoint so far stays at {run.best_weights_path}"

@@ -89,15 +89,24 @@ class ValidationPlateau(keras.callbacks.Callback):
     def on_train_begin(self, logs: dict | None = None) -> None:
         self.best, self.wait, self.stopped_epoch, self._replayed = None, 0, 0, False
 
+    def replay(self, finished_epochs: int) -> bool:
+        """Sets the state from the history of the first `finished_epochs` epochs (records of
+        later epochs belong to an epoch that will be trained again) and returns whether those
+        epochs already end training: the last of them was the `patience`-th without a gain
+        (0 and 1 both stop at the first), so a fit that starts after them must not train."""
+        self.best, self.wait = None, 0
+        for record in self.history():
+            if record["epoch"] <= finished_epochs:
+                self._update(record.get(self.monitor))
+        self._replayed = True
+        return finished_epochs > 0 and self.wait >= max(self.patience, 1)
+
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         if self._replayed:
             return
         # `epoch` (0-based) is the number of epochs finished before this fit (BackupAndRestore
-        # has restored them by now); records of later epochs belong to an epoch redone now.
-        for record in self.history():
-            if record["epoch"] <= epoch:
-                self._update(record.get(self.monitor))
-        self._replayed = True
+        # has restored them by now).
+        self.replay(epoch)
         if epoch:
             logging.info(
                 "Resumed early stopping at epoch %d: best %s %s, %d epoch(s) without improvement.",

@@ -268,6 +268,32 @@ def save_weights(self, filepath, *args, **kwargs):
 keras.Model.save_weights = save_weights
 """
 
+# Issue 24, item 1: SIGKILL after fit ended, while the phase's model.keras is written (before its
+# done marker): Keras' BackupAndRestore deleted backup/ at the end of fit, so nothing was left.
+KILL_WHILE_SAVING_THE_MODEL = """
+import os, signal
+import keras
+
+_save = keras.Model.save
+
+
+def save(self, filepath, *args, **kwargs):
+    if str(filepath).endswith("model.keras"):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return _save(self, filepath, *args, **kwargs)
+
+
+keras.Model.save = save
+"""
+
+
+def _with_hook(tmp_path: pathlib.Path, name: str, code: str) -> dict:
+    """The environment of a child whose sitecustomize.py is `code`."""
+    hooks = tmp_path / name
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(code)
+    return {"PYTHONPATH": f"{hooks}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+
 
 def test_killed_search_resumes_and_stops_where_an_uninterrupted_run_stops(dataset_dir, tmp_path):
     """A run killed after epoch 1 and started again resumes at epoch 2 with the early-stopping
@@ -316,12 +342,9 @@ def test_killed_search_resumes_and_stops_where_an_uninterrupted_run_stops(datase
     # Issue 12, item 2: a SIGKILL while epoch 2's backup is written (the child kills itself
     # when latest.weights.h5 first changes, leaving it half-written) does not wedge the run:
     # the rerun falls back to epoch 1's backup, says so, and ends as the uninterrupted run.
-    hooks = tmp_path / "hooks"
-    hooks.mkdir()
-    (hooks / "sitecustomize.py").write_text(KILL_DURING_SECOND_BACKUP)
     killed_dir = tmp_path / "killed_in_write"
     killed = _cli("search.py", *args, f"--run_dir={killed_dir}",
-                  env_extra={"PYTHONPATH": f"{hooks}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"})
+                  env_extra=_with_hook(tmp_path, "hooks", KILL_DURING_SECOND_BACKUP))
     out, _ = killed.communicate(timeout=300)
     assert killed.returncode == -signal.SIGKILL, out
     weights = killed_dir / "backup" / "search" / "latest.weights.h5"
@@ -334,3 +357,24 @@ def test_killed_search_resumes_and_stops_where_an_uninterrupted_run_stops(datase
     repaired = json.loads((killed_dir / "metrics.json").read_text())
     for key in ("best_epoch", "valid_auc", "test_auc", "test_logloss"):
         assert repaired[key] == whole_metrics[key], key
+
+    # Issue 24, item 1: a SIGKILL after fit ended, while model.keras is written: the rerun
+    # trains no epoch again (the backup was kept) and ends as the uninterrupted run.
+    late_dir = tmp_path / "killed_after_fit"
+    late = _cli("search.py", *args, f"--run_dir={late_dir}",
+                env_extra=_with_hook(tmp_path, "late_hooks", KILL_WHILE_SAVING_THE_MODEL))
+    out, _ = late.communicate(timeout=300)
+    assert late.returncode == -signal.SIGKILL, out
+    assert not (late_dir / "metrics.json").exists()
+    again = _cli("search.py", *args, f"--run_dir={late_dir}")
+    out, _ = again.communicate(timeout=300)
+    assert again.returncode == 0, out
+    assert "Resuming" in out and "training ended in an earlier process" in out, out
+    assert "Epoch " not in out, out
+    late_epochs = json.loads((late_dir / "epochs.json").read_text())["epochs"]
+    assert [r["epoch"] for r in late_epochs] == [r["epoch"] for r in expected]
+    finished = json.loads((late_dir / "metrics.json").read_text())
+    for key in ("best_epoch", "valid_auc", "test_auc", "test_logloss"):
+        assert finished[key] == whole_metrics[key], key
+    assert not (late_dir / "backup").exists()
+
