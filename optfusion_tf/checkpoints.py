@@ -7,7 +7,8 @@
 - `ResumeBackup`: `keras.callbacks.BackupAndRestore(double_checkpoint=True)`, which keeps the
   previous epoch's state as `*.bkp` and falls back to it when the latest weights do not open;
   `repair_backup` (called before `fit`) also covers what Keras does not: a truncated
-  `training_metadata.json` (Keras' json.loads would raise), and a damaged `.bkp` pair.
+  `training_metadata.json` (Keras' json.loads would raise), a torn pair (the weights of epoch E
+  with the metadata of epoch E-1, both readable), and a damaged `.bkp` pair.
 """
 
 from __future__ import annotations
@@ -70,6 +71,13 @@ class ResumeBackup(keras.callbacks.BackupAndRestore):
         super().__init__(backup_dir, double_checkpoint=True, delete_checkpoint=False)
 
 
+def _epoch(metadata: str) -> int:
+    """The epoch a training_metadata.json names; raises OSError, ValueError, KeyError or
+    TypeError when it cannot be read."""
+    with open(metadata, encoding="utf-8") as f:
+        return int(json.load(f)["epoch"])
+
+
 def _readable(weights: str, metadata: str) -> str | None:
     """Why the (weights, metadata) pair cannot be restored, or None if it can."""
     try:
@@ -78,11 +86,30 @@ def _readable(weights: str, metadata: str) -> str | None:
     except (OSError, RuntimeError) as e:
         return f"{os.path.basename(weights)}: {e}"
     try:
-        with open(metadata, encoding="utf-8") as f:
-            int(json.load(f)["epoch"])
+        _epoch(metadata)
     except (OSError, ValueError, KeyError, TypeError) as e:
         return f"{os.path.basename(metadata)}: {e}"
     return None
+
+
+def _torn(metadata: str) -> str | None:
+    """Why a readable latest pair may be torn, or None.
+
+    `BackupAndRestore` saves epoch E by copying the latest pair to `*.bkp`, then writing the
+    weights, then the metadata, each in place. Only a kill after the weights and before the
+    metadata leaves both latest files readable yet of different epochs (E's weights, E-1's
+    metadata); its mark is a latest metadata that names the same epoch as the previous one,
+    which a finished save never leaves. (The same mark after a kill between the copies and the
+    weights' write is harmless: the previous pair is then a copy of the latest.)
+    """
+    try:
+        latest, previous = _epoch(metadata), _epoch(metadata + PREVIOUS)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if latest != previous:
+        return None
+    return (f"{METADATA} names epoch {latest}, as the previous backup does: the weights may be "
+            f"those of epoch {latest + 1}, written before a kill stopped its metadata")
 
 
 def repair_backup(backup_dir: str) -> str | None:
@@ -93,7 +120,7 @@ def repair_backup(backup_dir: str) -> str | None:
     weights, metadata = os.path.join(backup_dir, WEIGHTS), os.path.join(backup_dir, METADATA)
     if not os.path.exists(weights) and not os.path.exists(metadata):
         return None
-    problem = _readable(weights, metadata)
+    problem = _readable(weights, metadata) or _torn(metadata)
     if problem is None:
         return None
     previous = _readable(weights + PREVIOUS, metadata + PREVIOUS)
@@ -103,8 +130,7 @@ def repair_backup(backup_dir: str) -> str | None:
             tmp = os.path.join(backup_dir, name + ".tmp")
             shutil.copyfile(src, tmp)
             os.replace(tmp, os.path.join(backup_dir, name))
-        with open(metadata, encoding="utf-8") as f:
-            epoch = int(json.load(f)["epoch"])
+        epoch = _epoch(metadata)
         return (f"{backup_dir}: the latest backup is damaged ({problem}), probably by a kill "
                 f"while it was written; resuming from the previous one (after epoch {epoch}).")
     shutil.rmtree(backup_dir)

@@ -86,3 +86,24 @@ def test_a_damaged_backup_falls_back_to_the_previous_one(tmp_path):
     assert "so is the previous one" in repair_backup(str(backup))
     assert not backup.exists()
     assert repair_backup(str(backup)) is None
+
+
+def test_a_torn_backup_falls_back_to_the_previous_one(tmp_path):
+    """Issue 24, item 2: a kill after Keras wrote epoch 2's weights and before it rewrote the
+    metadata leaves both latest files readable: epoch 2's weights with epoch 1's metadata (the
+    previous pair, copied before the write, is epoch 1's). Restoring them would train epoch 2
+    twice; the previous pair is restored instead."""
+    backup = tmp_path / "backup"
+    _backup(backup, 1, 1.0, PREVIOUS)
+    _backup(backup, 1, 2.0)  # epoch 2's weights, epoch 1's metadata
+    message = repair_backup(str(backup))
+    assert "names epoch 1, as the previous backup does" in message, message
+    assert "(after epoch 1)" in message
+    assert _bias(backup / WEIGHTS) == 1.0
+    assert json.loads((backup / METADATA).read_text())["epoch"] == 1
+    # A finished save (latest one epoch ahead of the previous) is left alone.
+    _backup(backup, 2, 2.0)
+    assert repair_backup(str(backup)) is None and _bias(backup / WEIGHTS) == 2.0
+    # An unreadable previous metadata says nothing about the latest pair.
+    (backup / (METADATA + PREVIOUS)).write_text('{"ep')
+    assert repair_backup(str(backup)) is None
