@@ -3,6 +3,7 @@
 import keras
 import pytest
 
+from optfusion_tf.model import OptFusionModel
 from optfusion_tf.plateau import ValidationPlateau, effective_patience
 
 # DeepCTR DCN on Frappe (seed 2, bench/deepctr_peer.py, 17 steps an epoch): a plateau at 0.929
@@ -52,3 +53,106 @@ def test_a_short_plateau_of_short_epochs_does_not_stop_the_run():
 def test_the_learning_rate_steps_on_every_flat_epoch_and_stops_after_patience():
     stopped, lr = stop_epoch([0.5, 0.6, 0.6, 0.59, 0.58], 3, factor=0.1)
     assert stopped == 5 and lr == pytest.approx(1e-6)  # 1e-3 -> 1e-4 -> 1e-5 -> 1e-6 (floor)
+
+
+# A curve with every case (issue 24, item 4): gains, a flat epoch, a NaN, a tie with the best
+# (not a gain), a gain after 2 flat epochs, then a plateau that stops at patience 3 after epoch
+# 11 (epoch 12 would be a gain, never reached).
+CURVE = [0.60, 0.65, 0.64, float("nan"), 0.66, 0.66, 0.65, 0.67, 0.66, 0.67, 0.665, 0.9]
+LR0, FACTOR, MIN_LR = 1e-3, 0.5, 2e-4
+
+
+def _compiled(lr: float = LR0) -> keras.Model:
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    model.compile(keras.optimizers.Adam(lr), "mse")
+    return model
+
+
+def _train(model, records, first_epoch, curve, patience=3):
+    """Runs a ValidationPlateau as fit would from `first_epoch` (0-based; the epochs before it
+    finished in an earlier process whose history is `records`) over `curve[first_epoch:]`.
+    Returns the callback and, per epoch trained, (epoch, learning rate after it, wait, best)."""
+    callback = ValidationPlateau(lambda: records, patience=patience, factor=FACTOR, min_lr=MIN_LR)
+    callback.set_model(model)
+    callback.on_train_begin()
+    trace = []
+    for epoch in range(first_epoch, len(curve)):
+        callback.on_epoch_begin(epoch)
+        callback.on_epoch_end(epoch, {"val_auc": curve[epoch]})
+        lr = float(model.optimizer.learning_rate.numpy())
+        trace.append((epoch + 1, lr, callback.wait, callback.best))
+        if model.stop_training:
+            break
+    return callback, trace
+
+
+def test_step_floor_and_stop_on_a_recorded_curve():
+    callback, trace = _train(_compiled(), [], 0, CURVE)
+    assert [(e, w, b) for e, _, w, b in trace] == [
+        (1, 0, 0.60), (2, 0, 0.65), (3, 1, 0.65), (4, 2, 0.65), (5, 0, 0.66), (6, 1, 0.66),
+        (7, 2, 0.66), (8, 0, 0.67), (9, 1, 0.67), (10, 2, 0.67), (11, 3, 0.67),
+    ]
+    # x0.5 on each of the 7 flat epochs (NaN and the tie included), never below the floor.
+    lrs = [lr for _, lr, _, _ in trace]
+    assert lrs[:4] == pytest.approx([1e-3, 1e-3, 5e-4, 2.5e-4])
+    assert lrs[4:] == pytest.approx([2.5e-4, 2e-4, 2e-4, 2e-4, 2e-4, 2e-4, 2e-4])
+    assert callback.stopped_epoch == 11
+
+
+@pytest.mark.parametrize("finished", range(len(CURVE)))
+def test_a_resume_after_any_epoch_continues_as_the_uninterrupted_run(finished):
+    """Killed after `finished` epochs: the backup restores the learning rate the callback had
+    set, epochs.json the records (plus a record of the epoch being trained when the kill came,
+    which must be ignored); the resumed callback steps, counts and stops as the uninterrupted
+    one, and `replay` says whether training had already ended (after epoch 11)."""
+    _, whole = _train(_compiled(), [], 0, CURVE)
+    assert whole[-1][0] == 11
+    records = [{"epoch": e + 1, "val_auc": v} for e, v in enumerate(CURVE[:finished])]
+    records.append({"epoch": finished + 1, "val_auc": 0.99})  # the epoch the kill interrupted
+    probe = ValidationPlateau(lambda: records, patience=3, factor=FACTOR, min_lr=MIN_LR)
+    assert probe.replay(finished) == (finished == 11)
+    if finished == 11:
+        return
+    lr = LR0 if finished == 0 else whole[finished - 1][1]
+    _, resumed = _train(_compiled(lr), records, finished, CURVE)
+    assert resumed == pytest.approx(whole[finished:], nan_ok=True)
+
+
+def test_replay_says_when_training_had_ended():
+    records = [{"epoch": e + 1, "val_auc": v} for e, v in enumerate([0.6, 0.7, 0.6, 0.6])]
+    plateau = ValidationPlateau(lambda: records, patience=2)
+    assert [plateau.replay(n) for n in range(5)] == [False, False, False, False, True]
+    assert plateau.best == 0.7 and plateau.wait == 2
+    # patience 0 and 1 both stop at the first epoch without a gain, never after a gain.
+    for patience in (0, 1):
+        plateau = ValidationPlateau(lambda: records, patience=patience)
+        assert [plateau.replay(n) for n in range(5)] == [False, False, False, True, True]
+
+
+def test_every_optimizer_group_is_stepped():
+    model = OptFusionModel(feature_num=10, num_fields=2, emb_dim=2, n=1, seed=0)
+    model.compile(embedding_optimizer=keras.optimizers.Adam(1e-3),
+                  network_optimizer=keras.optimizers.Adam(2e-3),
+                  architecture_optimizer=keras.optimizers.Adam(0.1))
+    callback = ValidationPlateau(lambda: [], patience=5, factor=0.1, min_lr=1e-4)
+    callback.set_model(model)
+    callback.on_train_begin()
+    for epoch, value in enumerate([0.7, 0.6]):
+        callback.on_epoch_begin(epoch)
+        callback.on_epoch_end(epoch, {"val_auc": value})
+    lrs = [float(o.learning_rate.numpy()) for o in
+           (model.embedding_optimizer, model.network_optimizer, model.architecture_optimizer)]
+    assert lrs == pytest.approx([1e-4, 2e-4, 1e-2])
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [({"patience": -1}, "`patience` must be an integer >= 0"),
+     ({"patience": 1.5}, "`patience` must be an integer"),
+     ({"factor": 0.0}, r"`factor` must be in \(0, 1\]"),
+     ({"factor": 1.5}, r"`factor` must be in \(0, 1\]"),
+     ({"min_lr": -1.0}, "`min_lr` and `min_delta` must be >= 0")],
+)
+def test_invalid_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        ValidationPlateau(lambda: [], **kwargs)
