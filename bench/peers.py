@@ -66,7 +66,9 @@ flags.DEFINE_list("ours", list(OURS), f"Our models, of {list(OURS)}.")
 flags.DEFINE_integer("peer_epochs", 100, "DeepCTR: maximum epochs.", lower_bound=1)
 flags.DEFINE_integer("peer_patience", None, "DeepCTR: epochs without validation-AUC gain before "
                      "stopping (its best weights are kept); default: the epochs our default "
-                     "rule waits on that dataset (effective_patience).", lower_bound=0)
+                     "rule waits on that dataset (effective_patience); >= 1, as "
+                     "bench/deepctr_peer.py requires (our --patience=0 stops as 1 does).",
+                     lower_bound=1)
 flags.DEFINE_string("workdir", "bench/out/peers", "Datasets and runs (git-ignored).")
 
 

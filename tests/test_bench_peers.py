@@ -57,6 +57,14 @@ def test_a_deepctr_failure_is_reported_with_its_stderr(tmp_path):
     assert "single class" in proc.stderr.split("its stderr (tail)")[1], proc.stderr[-2000:]
 
 
+def test_a_peer_patience_deepctr_peer_refuses_is_refused_at_parse(dataset_dir, tmp_path):
+    # Issue 24, item 6: --peer_patience=0 was accepted here, refused by deepctr_peer.py after
+    # our own runs, and the bench exited 1 at the end.
+    proc = _run(f"--dataset_dir={dataset_dir}", "--peer_patience=0", f"--workdir={tmp_path / 'o'}")
+    assert proc.returncode == 1 and "--peer_patience=0: 0 is not a positive integer" in proc.stderr
+    assert not (tmp_path / "o").exists()
+
+
 def test_a_directory_without_stats_is_a_usage_error(tmp_path):
     proc = _run(f"--dataset_dir={tmp_path}", "--peers=")
     assert proc.returncode != 0 and "no stats.json" in proc.stderr
