@@ -106,6 +106,7 @@ def test_bad_flags_exit_nonzero(tmp_path):
     ("--delimiter=\n", "--delimiter must be one printable ASCII character"),
     ("--delimiter=\u00e9", "--delimiter must be one printable ASCII character"),
     ("--ratio=0.5,0.1", "--ratio must be three numbers"),
+    ("--seed=-1", "--seed=-1: -1 is not a non-negative integer"),  # issue 24, item 6
 ])
 def test_csv2tf_bad_flags_are_one_line_errors(tmp_path, flag, message):
     """Issue 12, item 14: no traceback, no whole --help; exit 1, nothing written."""

@@ -238,7 +238,7 @@ def _cli(script: str, *args: str, env_extra: dict | None = None, **kwargs) -> su
 def test_unknown_flag_values_exit_nonzero_and_write_nothing(dataset_dir, tmp_path):
     for args in (["--fusion=bogus"], ["--preset=diamond"], ["--shallow=fm"], ["--l2_nn=nan"],
                  ["--lr_emb=inf"], ["--kernel_init=he"], ["--patience=0", "--patience_steps=0", "--plateau_lr_factor=0.1"],
-                 ["--min_lr=0.01", "--plateau_lr_factor=0.5"]):
+                 ["--min_lr=0.01", "--plateau_lr_factor=0.5"], ["--seed=-1"], [f"--seed={2**32}"]):
         proc = _cli("retrain.py", f"--dataset_dir={dataset_dir}", f"--run_dir={tmp_path / 'r'}", *args)
         out, _ = proc.communicate(timeout=120)
         assert proc.returncode != 0 and args[0].split("=")[0][2:] in out, out

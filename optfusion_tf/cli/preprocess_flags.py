@@ -49,7 +49,8 @@ def define_flags() -> None:
         lower_bound=0,
     )
     flags.DEFINE_list("ratio", ["0.8", "0.1", "0.1"], "train,validation,test fractions (sum 1).")
-    flags.DEFINE_integer("seed", 2022, "Seed of the random train/validation/test split.")
+    flags.DEFINE_integer("seed", 2022, "Seed of the random train/validation/test split.",
+                         lower_bound=0)
     flags.DEFINE_enum(
         "vocab_scope",
         "train",

@@ -119,7 +119,8 @@ def define_common_flags() -> None:
         "per example before it is used or mixed (a remedy for PROD's vanishing scale; README, "
         "'PROD over many inputs'). A re-train takes the search's value from arch.json.",
     )
-    flags.DEFINE_integer("seed", 2024, "Seed for weights, shuffling and architecture init.")
+    flags.DEFINE_integer("seed", 2024, "Seed for weights, shuffling and architecture init.",
+                         lower_bound=0, upper_bound=2**32 - 1)  # keras.utils.set_random_seed's range
     flags.DEFINE_boolean(
         "overwrite", False, "Replace an existing run directory written with different flags."
     )
