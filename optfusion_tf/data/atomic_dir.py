@@ -6,11 +6,20 @@ no stats.json) and can be deleted. With `overwrite`, an existing directory is re
 once the new one is complete, and only if it is a dataset this package wrote (stats.json,
 shards, vocab/ and nothing else) that does not hold the input file: `--record=.` or a folder
 with the raw log in it is refused, never deleted.
+
+The replacement is one atomic exchange of the two directories (Linux `renameat2` with
+`RENAME_EXCHANGE`, called through ctypes: Python's `os` has no binding and no maintained library
+wraps it), so at every instant `path` holds the old dataset or the new one. Where the exchange
+is not supported (another OS, a filesystem without it) the old directory is moved aside and the
+new one renamed into place; if that second rename fails the old one is put back, and a SIGKILL
+between the two leaves it in `.<name>.old-*/replaced`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import os
 import re
 import shutil
@@ -86,16 +95,53 @@ def atomic_output_dir(
     try:
         yield tmp
         check_output_dir(path, overwrite, input_path)
-        if os.path.lexists(path):
-            old = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.old-", dir=parent)
-            os.rename(path, os.path.join(old, "replaced"))
+        if not os.path.lexists(path):
             os.rename(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
+        elif exchange_paths(tmp, path):
+            shutil.rmtree(tmp, ignore_errors=True)  # now the old dataset
         else:
-            os.rename(tmp, path)
+            _replace_in_two_renames(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         for d in created:  # innermost first
             with contextlib.suppress(OSError):
                 os.rmdir(d)
         raise
+
+
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+
+
+def exchange_paths(a: str, b: str) -> bool:
+    """Atomically swaps the two existing paths `a` and `b` (Linux `renameat2(RENAME_EXCHANGE)`).
+
+    Returns False, having changed nothing, where the exchange is unsupported (no `renameat2` in
+    the C library, or the filesystem refuses the flag); raises OSError on any other failure.
+    """
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    renameat2.restype = ctypes.c_int
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, os.strerror(err), a, None, b)
+
+
+def _replace_in_two_renames(new: str, path: str) -> None:
+    """Moves `path` aside and renames `new` to it; puts `path` back if that rename fails."""
+    old = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.old-", dir=os.path.dirname(path))
+    aside = os.path.join(old, "replaced")
+    os.rename(path, aside)
+    try:
+        os.rename(new, path)
+    except BaseException:
+        os.rename(aside, path)
+        os.rmdir(old)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
