@@ -199,8 +199,11 @@ class GroupedOptimizerModel(keras.Model):
         grads = tape.gradient(scaled_loss, variables)
         grads = [self._with_coupled_l2(g, v) for g, v in zip(grads, variables)]
         if self._clip_global_norm:
-            grads = [_summed_rows(g) for g in grads]  # so a sparse gradient's norm is exact
-            grads, _ = tf.clip_by_global_norm(grads, self._clip_global_norm)
+            # The norm of a sparse gradient is exact only with the rows of repeated ids summed;
+            # the gradients themselves stay as they are (summing them here, before LazyAdam
+            # sums them again, gave a different step under jit_compile).
+            norm = tf.linalg.global_norm([_summed_rows(g) for g in grads])
+            grads, _ = tf.clip_by_global_norm(grads, self._clip_global_norm, use_norm=norm)
         self.optimizer.apply(grads, variables)
 
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
