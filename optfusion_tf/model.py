@@ -115,8 +115,9 @@ class OptFusionModel(GroupedOptimizerModel):
         batch_norm: batch normalization inside each deep block.
         init_constant: initial value of every connection logit alpha (0.5 as the reference:
             every edge starts connected).
-        embedding_init_std: standard deviation of the normal embedding init (the reference's
-            `--emb_std` default, 1e-2).
+        embedding_init_std: standard deviation of the normal embedding init; default 1e-4, the
+            scripts' `--embedding_init_std` (FuxiCTR's and DeepCTR's; the reference's
+            `--emb_std` default is 1e-2).
         kernel_init: the initializer of every kernel (components, fusion operations, output),
             one of KERNEL_INITS: "glorot_normal" (default; Keras' and DeepCTR's) or "torch"
             (PyTorch nn.Linear's U(+-1/sqrt(fan_in)), the reference's start). Biases start at 0.
@@ -148,7 +149,7 @@ class OptFusionModel(GroupedOptimizerModel):
         dropout: float = 0.0,
         batch_norm: bool = False,
         init_constant: float = 0.5,
-        embedding_init_std: float = 1e-2,
+        embedding_init_std: float = 1e-4,
         kernel_init: str = "glorot_normal",
         seed: int | None = None,
         dataset: str = "",

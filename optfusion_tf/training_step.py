@@ -83,9 +83,9 @@ class GroupedOptimizerModel(keras.Model):
         embedding_optimizer: str | keras.optimizers.Optimizer,
         network_optimizer: str | keras.optimizers.Optimizer,
         architecture_optimizer: str | keras.optimizers.Optimizer | None = None,
-        l2_emb: float = 0.0,
+        l2_emb: float = 1e-5,
         l2_nn: float = 0.0,
-        clip_global_norm: float = 0.0,
+        clip_global_norm: float = 10.0,
         loss: Any = None,
         **kwargs: Any,
     ) -> None:
@@ -99,12 +99,13 @@ class GroupedOptimizerModel(keras.Model):
             architecture_optimizer: idem (e.g. `Adam(arch_lr)`); required when the model has
                 architecture variables, ignored otherwise.
             l2_emb: coupled L2 on the embedding (rows in the batch with `LazyAdam`, every row
-                with a dense optimizer). A `LazyAdam` applies it itself: compile sets its `l2`
+                with a dense optimizer); the default, 1e-5, is the scripts' (`--l2_emb`). A `LazyAdam` applies it itself: compile sets its `l2`
                 (an instance created with a different non-zero `l2` is an error).
             l2_nn: coupled L2 on the network variables (idem for a `LazyAdam`).
             clip_global_norm: when > 0, the gradients of all groups together are clipped to this
                 global norm before the optimizers see them (FuxiCTR's `max_gradient_norm`,
-                torch `clip_grad_norm_` over every parameter); 0 turns it off. Under a
+                torch `clip_grad_norm_` over every parameter); 0 turns it off. The default,
+                10, is the scripts' (`--clip_global_norm`). Under a
                 strategy each replica clips its own gradients.
             loss: defaults to binary cross-entropy on logits.
             **kwargs: the other `keras.Model.compile` arguments (`metrics`, `jit_compile`,

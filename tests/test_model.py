@@ -8,12 +8,16 @@ import pytest
 import tensorflow as tf
 
 from optfusion_tf.arch_spec import OPERATIONS, ArchSpec, ArchSpecError, one_hot_beta, preset_arch
+from optfusion_tf.experiment import TrainingConfig
 from optfusion_tf.flops import analytic_flops_per_sample
 from optfusion_tf.fusion import AddFusion, ConcatFusion, FusionMixture
+from optfusion_tf.lazy_adam import make_embedding_optimizer
 from optfusion_tf.model import FUSION_MODES, OptFusionModel
 from optfusion_tf.search_space import SearchSpace, edge_name
 
-SHAPE = dict(feature_num=20, num_fields=3, emb_dim=2)  # W = 6
+# W = 6. Embeddings at N(0, 1e-2), not the default 1e-4, so that the equivalence checks compare
+# values far above float32 noise (RMS-normalising 1e-4 inputs amplifies it past 1e-5).
+SHAPE = dict(feature_num=20, num_fields=3, emb_dim=2, embedding_init_std=1e-2)
 IDS = np.random.default_rng(0).integers(0, 20, size=(8, 3))
 LABELS = np.random.default_rng(1).integers(0, 2, size=(8, 1)).astype("float32")
 
@@ -345,7 +349,7 @@ def test_kernel_init_glorot_normal_by_default_torch_reproduces_the_reference_sta
 def test_errors(kwargs, error, message):
     kwargs = {"n": kwargs.get("arch", ARCH).n if "arch" in kwargs else 2, **kwargs}
     with pytest.raises(error, match=message):
-        OptFusionModel(**SHAPE, **kwargs)
+        OptFusionModel(**{**SHAPE, **kwargs})
 
 
 def test_ids_of_the_wrong_width_are_refused():
@@ -410,3 +414,18 @@ def test_operation_scales_show_prod_vanishing_over_many_relu_inputs():
     rms = np.sqrt(np.mean(np.square(outputs["O"].numpy()), axis=-1))
     assert (rms > 0).any()
     np.testing.assert_allclose(rms[rms > 0], 1.0, rtol=1e-4)
+
+
+def test_the_python_api_defaults_are_the_scripts_recipe():
+    """Issue 24, item 6: OptFusionModel and compile defaulted to the reference's 1e-2 embedding
+    init and to no L2 and no clipping, unlike search.py / retrain.py."""
+    recipe = TrainingConfig(dataset_dir="", run_dir="")
+    model = OptFusionModel(feature_num=20, num_fields=3, emb_dim=2, n=1)
+    assert model.embedding_init_std == recipe.embedding_init_std
+    assert model.kernel_init == recipe.kernel_init
+    model.compile(embedding_optimizer=make_embedding_optimizer("lazy_adam", recipe.lr_emb),
+                  network_optimizer=keras.optimizers.Adam(recipe.lr_nn),
+                  architecture_optimizer=keras.optimizers.Adam(recipe.arch_lr))
+    compiled = model.get_compile_config()
+    assert (compiled["l2_emb"], compiled["l2_nn"], compiled["clip_global_norm"]) == (
+        recipe.l2_emb, recipe.l2_nn, recipe.clip_global_norm)
