@@ -213,11 +213,17 @@ def test_examples_shuffle_permutes_every_row_once_per_pass_and_mixes_a_sorted_fi
     assert lc[:100].mean() in (0.0, 1.0)
 
 
-def test_examples_shuffle_on_gzip_falls_back_to_chunks_and_slices_partition(tmp_path):
+def test_examples_shuffle_on_gzip_falls_back_to_chunks_and_slices_partition(tmp_path, caplog):
     dataset_dir, _ = _sorted_dataset(tmp_path, compression="gzip")
     ordered, _ = load_split(dataset_dir, "train")
-    (rows, _), = _passes(dataset_dir, 64, 1, seed=1, shuffle_mode="examples")
+    with caplog.at_level("WARNING"):
+        (rows, _), = _passes(dataset_dir, 64, 1, seed=1, shuffle_mode="examples")
     assert sorted(map(tuple, rows)) == sorted(map(tuple, ordered))
+    # The fallback is taken (the chunk order of the same seed) and said (issue 24, item 5).
+    (chunked, _), = _passes(dataset_dir, 64, 1, seed=1, shuffle_mode="chunks")
+    np.testing.assert_array_equal(rows, chunked)
+    assert "GZIP shards cannot be read at random offsets" in caplog.text
+    assert "shuffled by chunks (runs of 256 consecutive rows)" in caplog.text
     (tmp_path / "plain").mkdir()
     plain_dir, _ = _sorted_dataset(tmp_path / "plain")
     ordered, _ = load_split(plain_dir, "train")

@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
 from optfusion_tf.data.errors import DataError
 from optfusion_tf.data.example_encoding import ExampleEncoder
@@ -143,6 +144,13 @@ def make_dataset(
         shard_files(dataset_dir, split)  # checks the shards are there
         record_bytes, decode = stats.record_bytes, _record_decoder(stats)
         by_example = shuffle and shuffle_mode == "examples" and stats.compression != "gzip"
+        if shuffle and shuffle_mode == "examples" and not by_example:
+            logging.warning(
+                "%s: GZIP shards cannot be read at random offsets, so the %s split is shuffled "
+                "by chunks (runs of %d consecutive rows) instead of per example; write the "
+                "dataset with --compression=none for the per-example shuffle.",
+                dataset_dir, split, CHUNK_RECORDS,
+            )
 
         def one_pass(pass_seed: tf.Tensor | int | None) -> tf.data.Dataset:
             if by_example:
