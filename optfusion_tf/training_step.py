@@ -105,8 +105,11 @@ class GroupedOptimizerModel(keras.Model):
             clip_global_norm: when > 0, the gradients of all groups together are clipped to this
                 global norm before the optimizers see them (FuxiCTR's `max_gradient_norm`,
                 torch `clip_grad_norm_` over every parameter); 0 turns it off. The default,
-                10, is the scripts' (`--clip_global_norm`). Under a
-                strategy each replica clips its own gradients.
+                10, is the scripts' (`--clip_global_norm`). Under a strategy of R replicas
+                each replica's share of the step (its gradient of loss / R) is clipped at
+                C / R before the cross-replica sum, so the step's norm is at most C at any R;
+                it equals the clip of the summed gradient when the shares point the same way,
+                and clips more when they disagree.
             loss: defaults to binary cross-entropy on logits.
             **kwargs: the other `keras.Model.compile` arguments (`metrics`, `jit_compile`,
                 `steps_per_execution`, `run_eagerly`, ...), except `optimizer`.
@@ -199,15 +202,21 @@ class GroupedOptimizerModel(keras.Model):
         variables = self.trainable_variables
         grads = tape.gradient(scaled_loss, variables)
         grads = [self._with_coupled_l2(g, v) for g, v in zip(grads, variables)]
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
         if self._clip_global_norm:
             # The norm of a sparse gradient is exact only with the rows of repeated ids summed;
             # the gradients themselves stay as they are (summing them here, before LazyAdam
             # sums them again, gave a different step under jit_compile).
+            # Under a strategy each replica holds its share of the step (the gradient of
+            # loss / R), summed across replicas later, inside the optimizers: each share is
+            # clipped at C / R, so the step's global norm is at most C at any R (R = 1: the
+            # exact clip of the step).
             norm = tf.linalg.global_norm([_summed_rows(g) for g in grads])
-            grads, _ = tf.clip_by_global_norm(grads, self._clip_global_norm, use_norm=norm)
+            grads, _ = tf.clip_by_global_norm(
+                grads, self._clip_global_norm / replicas, use_norm=norm
+            )
         self.optimizer.apply(grads, variables)
 
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
         batch_size = tf.shape(tf.nest.flatten(x)[0])[0]
         for metric in self.metrics:
             if metric.name == "loss":

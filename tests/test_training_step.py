@@ -309,12 +309,28 @@ _MIRRORED_SCRIPT = textwrap.dedent(
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     sys.path.insert(0, {tests_dir!r})
-    from test_training_step import _fit_for_strategy_test
+    from test_training_step import _clipped_step_for_strategy_test, _fit_for_strategy_test
 
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-    print(json.dumps(_fit_for_strategy_test(strategy)))
+    print(json.dumps({{"fit": _fit_for_strategy_test(strategy),
+                      "clipped": _clipped_step_for_strategy_test(strategy)}}))
     """
 )
+
+
+def _clipped_step_for_strategy_test(strategy, clip=1e-3):
+    """The norm of one SGD(1) step clipped at `clip` on a global batch whose halves are the
+    same rows (each replica's share of the gradient is then half the step)."""
+    x, y = _data(BATCH // 2)
+    x, y = np.concatenate([x, x]), np.concatenate([y, y])
+    with strategy.scope():
+        model = _built(search=False)
+        model.compile(embedding_optimizer=keras.optimizers.SGD(1.0),
+                      network_optimizer=keras.optimizers.SGD(1.0), clip_global_norm=clip)
+    before = [v.numpy().copy() for v in model.trainable_variables]
+    model.fit(tf.data.Dataset.from_tensor_slices((x, y)).batch(BATCH), epochs=1, verbose=0)
+    return float(np.sqrt(sum(np.sum(np.square(v.numpy() - b))
+                             for v, b in zip(model.trainable_variables, before))))
 
 
 def _fit_for_strategy_test(strategy):
@@ -341,8 +357,14 @@ def test_mirrored_strategy_matches_one_device():
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    mirrored = json.loads(done.stdout.strip().splitlines()[-1])
-    single = _fit_for_strategy_test(tf.distribute.OneDeviceStrategy("/cpu:0"))
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    mirrored = result["fit"]
+    # Issue 24, item 7: --clip_global_norm=C bounds the whole step at C with 2 replicas as with
+    # one (each replica clipped its own share at C, so the step reached 2C).
+    one_device = tf.distribute.OneDeviceStrategy("/cpu:0")
+    np.testing.assert_allclose(_clipped_step_for_strategy_test(one_device), 1e-3, rtol=1e-3)
+    np.testing.assert_allclose(result["clipped"], 1e-3, rtol=1e-3)
+    single = _fit_for_strategy_test(one_device)
     assert (single["replicas"], mirrored["replicas"]) == (1, 2)
     assert single["iterations"] == mirrored["iterations"] == [2 * 64 // BATCH] * 3
     np.testing.assert_allclose(mirrored["loss"], single["loss"], rtol=1e-5)
