@@ -473,7 +473,7 @@ def _fit(config: TrainingConfig, stats: DatasetStats, phase: _Phase) -> tuple[Op
     log_repair(phase.backup_dir)  # a kill while a backup was written: the previous one
     finished_epochs = _backed_up_epochs(phase.backup_dir)
     train = training_batches(config, dist, first_pass=finished_epochs)
-    steps = math.ceil(stats.rows["train"] / config.batch_size)
+    steps = epoch_steps(stats, config.batch_size)
     patience = effective_patience(config.patience, config.patience_steps, steps)
     nan_guard = StopOnNaN()
     best_so_far = metrics.best
@@ -552,25 +552,42 @@ def _backed_up_epochs(backup_dir: str) -> int:
         return int(json.load(f)["epoch"])
 
 
+def epoch_steps(stats: DatasetStats, batch_size: int) -> int:
+    """Optimizer steps of one epoch: one pass over the training split in global batches."""
+    return math.ceil(stats.rows["train"] / batch_size)
+
+
 def training_batches(config: TrainingConfig, dist: Distribution, first_pass: int = 0) -> Any:
     """The training split, repeated from pass `first_pass` on (one pass an epoch, each in its
     own seeded order): global batches of config.batch_size, or, under a strategy, per-replica
-    batches from each worker's slice of the split."""
+    batches from each worker's slice of the split.
 
-    def batches(batch_size: int, shard: tuple[int, int] | None) -> Any:
+    Under a strategy every input pipeline splits each pass of its slice into exactly
+    steps x (its replicas) batches of near-equal size (`batches_per_pass`), about
+    batch_size / replicas rows each: batches of exactly batch_size / replicas would give a
+    pipeline ceil(rows of its slice / (batch_size / replicas)) batches a pass, which need not
+    be a whole number of steps, and epochs would then straddle passes (a resumed run would read
+    another order than an uninterrupted one).
+    """
+    steps = epoch_steps(DatasetStats.load(config.dataset_dir), config.batch_size)
+
+    def batches(ctx: Any) -> Any:  # a tf.distribute.InputContext, or None without a strategy
+        if ctx is None:
+            batch_size, shard, per_pass = config.batch_size, None, None
+        else:
+            batch_size = ctx.get_per_replica_batch_size(config.batch_size)
+            pipelines = ctx.num_input_pipelines
+            shard = (ctx.input_pipeline_id, pipelines) if pipelines > 1 else None
+            per_pass = steps * (ctx.num_replicas_in_sync // pipelines)
         return make_dataset(
             config.dataset_dir, "train", batch_size, seed=config.seed, repeat=True,
             first_pass=first_pass, shard=shard, shuffle_mode=config.shuffle,
+            batches_per_pass=per_pass,
         )
 
     if dist.strategy is None:
-        return batches(config.batch_size, None)
-    return dist.strategy.distribute_datasets_from_function(
-        lambda ctx: batches(
-            ctx.get_per_replica_batch_size(config.batch_size),
-            (ctx.input_pipeline_id, ctx.num_input_pipelines) if ctx.num_input_pipelines > 1 else None,
-        )
-    )
+        return batches(None)
+    return dist.strategy.distribute_datasets_from_function(batches)
 
 
 def _finish(

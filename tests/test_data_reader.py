@@ -261,3 +261,39 @@ def test_examples_shuffle_is_thread_safe_with_many_windows_and_shards(tmp_path, 
         assert sorted(map(tuple, rows)) == expected
     assert not np.array_equal(passes[0][0], passes[1][0])
     np.testing.assert_array_equal(_passes(out, 64, 3, seed=7)[2][0], passes[2][0])
+
+
+@pytest.mark.parametrize("rows, batches, expected", [
+    (70, 4, [18, 18, 17, 17]), (64, 4, [16] * 4), (5, 5, [1] * 5), (8015, 6, [1336] * 5 + [1335]),
+])
+def test_even_batch_sizes(rows, batches, expected):
+    assert reader.even_batch_sizes(rows, batches) == expected
+
+
+def test_even_batch_sizes_refuses_empty_batches():
+    with pytest.raises(DataError, match="cannot split 3 rows into 4 non-empty batches"):
+        reader.even_batch_sizes(3, 4)
+
+
+@pytest.mark.parametrize("shuffle_mode", ["examples", "chunks"])
+def test_batches_per_pass_makes_every_pass_that_many_batches(tmp_path, shuffle_mode):
+    """Issue 24, item 3: a strategy's pipeline splits each pass of its slice into exactly
+    steps x replicas batches, so a pass is a whole number of steps on every worker."""
+    dataset_dir, stats = _sorted_dataset(tmp_path)
+    rows = stats.rows["train"]
+    shard = (0, 2)
+    slice_rows = rows // 2
+    per_pass = 2 * -(-rows // 64)  # 2 replicas in this pipeline, global batch 64
+    it = iter(make_dataset(dataset_dir, "train", 32, seed=4, repeat=True, shard=shard,
+                           shuffle_mode=shuffle_mode, batches_per_pass=per_pass))
+    ordered, _ = load_split(dataset_dir, "train")
+    for _ in range(2):
+        batches = [next(it)[0].numpy() for _ in range(per_pass)]
+        sizes = [len(b) for b in batches]
+        assert sum(sizes) == slice_rows and max(sizes) - min(sizes) <= 1
+        got = np.concatenate(batches)
+        assert sorted(map(tuple, got)) == sorted(map(tuple, ordered[:slice_rows]))
+    (tmp_path / "ref").mkdir()
+    _reference_dir(tmp_path / "ref")
+    with pytest.raises(DataError, match="batches_per_pass needs a dataset with stats.json"):
+        make_dataset(str(tmp_path / "ref"), "train", 8, num_fields=39, batches_per_pass=2)

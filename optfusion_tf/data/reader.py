@@ -98,6 +98,7 @@ def make_dataset(
     shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER,
     shard: tuple[int, int] | None = None,
     shuffle_mode: str = "examples",
+    batches_per_pass: int | None = None,
 ) -> tf.data.Dataset:
     """Batches of one split of a dataset directory.
 
@@ -119,6 +120,11 @@ def make_dataset(
             docstring); None reads all of it.
         shuffle_mode: how a shuffled split of our datasets is ordered, "examples" or "chunks"
             (module docstring); reference directories always shuffle records in a buffer.
+        batches_per_pass: split every pass (of this slice) into exactly this many batches,
+            their sizes differing by at most one row, instead of batches of `batch_size` and a
+            smaller last one. A strategy's input pipeline needs it so that a pass is exactly
+            one epoch of steps whatever the replicas' share of the rows (our datasets only; at
+            most the slice's rows).
     Returns:
         A tf.data.Dataset of (feature_ids int64 [B, F], label float32 [B, 1]).
     Raises:
@@ -143,6 +149,10 @@ def make_dataset(
             )
         shard_files(dataset_dir, split)  # checks the shards are there
         record_bytes, decode = stats.record_bytes, _record_decoder(stats)
+        sizes: Any = batch_size
+        if batches_per_pass is not None:
+            rows = sum(b - a for _, a, b, _ in _row_ranges(dataset_dir, stats, split, shard))
+            sizes = even_batch_sizes(rows, batches_per_pass)
         by_example = shuffle and shuffle_mode == "examples" and stats.compression != "gzip"
         if shuffle and shuffle_mode == "examples" and not by_example:
             logging.warning(
@@ -162,10 +172,13 @@ def make_dataset(
                 ds = ds.map(
                     lambda chunk: tf.reshape(tf.io.decode_raw(chunk, tf.uint8), [-1, record_bytes])
                 )
-            ds = ds.rebatch(batch_size, drop_remainder=drop_remainder)
+            # A vector of sizes is cycled: one cycle is the whole pass.
+            ds = ds.rebatch(sizes, drop_remainder=drop_remainder)
             return ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
     else:
+        if batches_per_pass is not None:
+            raise DataError(f"{dataset_dir}: batches_per_pass needs a dataset with {STATS_FILE}")
         if num_fields is None:
             raise DataError(
                 f"{dataset_dir}: no {STATS_FILE} (a reference-format directory?): pass num_fields"
@@ -309,6 +322,22 @@ def _fixed_layout_chunks(
     if shuffle:
         ds = ds.shuffle(max(1, buffer // chunk), seed=_second(seed), reshuffle_each_iteration=True)
     return ds
+
+
+def even_batch_sizes(rows: int, batches: int) -> list[int]:
+    """`batches` sizes that add up to `rows` and differ by at most one, larger ones first.
+
+    Raises:
+        DataError: fewer rows than batches (a batch would be empty), or batches < 1.
+    """
+    if batches < 1 or rows < batches:
+        raise DataError(
+            f"cannot split {rows} rows into {batches} non-empty batches: every replica needs "
+            "at least one row in every step of an epoch (use a smaller --batch_size or fewer "
+            "replicas)"
+        )
+    size, larger = divmod(rows, batches)
+    return [size + 1] * larger + [size] * (batches - larger)
 
 
 def _row_ranges(
