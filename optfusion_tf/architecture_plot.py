@@ -28,8 +28,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Circle, FancyArrowPatch, Patch, Rectangle
 
-from optfusion_tf.arch_spec import OPERATIONS, ArchSpec
-from optfusion_tf.search_space import edge_name
+from optfusion_tf.architecture.arch_spec import OPERATIONS, ArchSpec
+from optfusion_tf.architecture.search_space import edge_name
 
 _DPI = 100
 _NODE_RADIUS = 0.3

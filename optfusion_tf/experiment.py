@@ -31,7 +31,7 @@ from typing import Any, Callable
 import keras
 from absl import logging
 
-from optfusion_tf.arch_spec import ArchSpec, ArchSpecError, preset_arch
+from optfusion_tf.architecture.arch_spec import ArchSpec, ArchSpecError, preset_arch
 from optfusion_tf.architecture_plot import draw_architecture
 from optfusion_tf.checkpoints import METADATA as BACKUP_METADATA
 from optfusion_tf.checkpoints import AtomicBestWeights, ResumeBackup, log_repair

@@ -15,7 +15,7 @@ that factor.
 
 from __future__ import annotations
 
-from optfusion_tf.arch_spec import MIXTURE, OPERATIONS
+from optfusion_tf.architecture.arch_spec import MIXTURE, OPERATIONS
 from optfusion_tf.model import OptFusionModel
 
 

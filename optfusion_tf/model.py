@@ -41,7 +41,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from optfusion_tf.arch_spec import (
+from optfusion_tf.architecture.arch_spec import (
     MIXTURE,
     OPERATIONS,
     SHALLOW_COMPONENTS,
@@ -59,7 +59,7 @@ from optfusion_tf.fusion.base import check_output_norm
 from optfusion_tf.layers import DeepBlock, make_shallow_layer
 from optfusion_tf.layers.initializers import KERNEL_INITS, kernel_initializer
 from optfusion_tf.layers.types import Tensor
-from optfusion_tf.search_space import EMBEDDING, OUTPUT, SearchSpace, edge_name
+from optfusion_tf.architecture.search_space import EMBEDDING, OUTPUT, SearchSpace, edge_name
 from optfusion_tf.ste import straight_through_step
 from optfusion_tf.training_step import GroupedOptimizerModel
 

@@ -28,7 +28,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from optfusion_tf.arch_spec import OPERATIONS, ArchSpec, ArchSpecError
+from optfusion_tf.architecture.arch_spec import OPERATIONS, ArchSpec, ArchSpecError
 from optfusion_tf.architecture_plot import (
     architecture_image,
     connection_matrix_image,

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from optfusion_tf.architecture_plot import softmax
-from optfusion_tf.arch_spec import (
+from optfusion_tf.architecture.arch_spec import (
     MIXTURE,
     OPERATIONS,
     ArchSpec,
@@ -14,7 +14,7 @@ from optfusion_tf.arch_spec import (
     one_hot_beta,
     preset_arch,
 )
-from optfusion_tf.search_space import SearchSpace, edge_name
+from optfusion_tf.architecture.search_space import SearchSpace, edge_name
 
 SHAPE = dict(dataset="criteo", num_fields=3, feature_num=20, emb_dim=2)
 

@@ -7,7 +7,7 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from optfusion_tf.arch_spec import OPERATIONS, ArchSpec, preset_arch
+from optfusion_tf.architecture.arch_spec import OPERATIONS, ArchSpec, preset_arch
 from optfusion_tf.architecture_plot import (
     architecture_image,
     connection_matrix,
@@ -15,7 +15,7 @@ from optfusion_tf.architecture_plot import (
     draw_architecture,
     softmax,
 )
-from optfusion_tf.search_space import SearchSpace, edge_name
+from optfusion_tf.architecture.search_space import SearchSpace, edge_name
 
 META = dict(shallow="crossnet", dataset="criteo", num_fields=39, feature_num=1000, emb_dim=16)
 

@@ -17,7 +17,7 @@ import pytest
 from conftest import demo_dataset
 from tensorboard.backend.event_processing import event_accumulator
 
-from optfusion_tf.arch_spec import ArchSpec
+from optfusion_tf.architecture.arch_spec import ArchSpec
 from optfusion_tf.data.stats import DatasetStats
 from optfusion_tf.experiment import (
     ExperimentError,

@@ -8,12 +8,12 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from optfusion_tf.arch_spec import ArchSpec
+from optfusion_tf.architecture.arch_spec import ArchSpec
 from optfusion_tf.data.preprocess import PreprocessOptions, preprocess
 from optfusion_tf.data.split import SPLITS, SplitAssigner
 from optfusion_tf.data.stats import DatasetStats
 from optfusion_tf.model import OptFusionModel
-from optfusion_tf.search_space import SearchSpace, edge_name
+from optfusion_tf.architecture.search_space import SearchSpace, edge_name
 
 # One architecture for the hard and soft runs: n = 2, D1 is dead (not connected to anything
 # live), so a pruned graph must leave its weights out.

@@ -2,7 +2,7 @@
 
 import pytest
 
-from optfusion_tf.search_space import SearchSpace, edge_name, parse_edge_name
+from optfusion_tf.architecture.search_space import SearchSpace, edge_name, parse_edge_name
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 4])

@@ -32,7 +32,7 @@ import math
 import os
 from typing import Any, Mapping
 
-from optfusion_tf.search_space import (
+from optfusion_tf.architecture.search_space import (
     AUXILIARY_SHALLOW,
     EMBEDDING,
     OUTPUT,
