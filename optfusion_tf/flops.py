@@ -16,7 +16,7 @@ that factor.
 from __future__ import annotations
 
 from optfusion_tf.architecture.arch_spec import MIXTURE, OPERATIONS
-from optfusion_tf.model import OptFusionModel
+from optfusion_tf.models.model import OptFusionModel
 
 
 def analytic_flops_per_sample(model: OptFusionModel) -> int:

@@ -12,7 +12,7 @@ from optfusion_tf.architecture.arch_spec import ArchSpec
 from optfusion_tf.data.preprocess import PreprocessOptions, preprocess
 from optfusion_tf.data.split import SPLITS, SplitAssigner
 from optfusion_tf.data.stats import DatasetStats
-from optfusion_tf.model import OptFusionModel
+from optfusion_tf.models.model import OptFusionModel
 from optfusion_tf.architecture.search_space import SearchSpace, edge_name
 
 # One architecture for the hard and soft runs: n = 2, D1 is dead (not connected to anything

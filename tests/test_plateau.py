@@ -3,7 +3,7 @@
 import keras
 import pytest
 
-from optfusion_tf.model import OptFusionModel
+from optfusion_tf.models.model import OptFusionModel
 from optfusion_tf.plateau import ValidationPlateau, effective_patience
 
 # DeepCTR DCN on Frappe (seed 2, bench/deepctr_peer.py, 17 steps an epoch): a plateau at 0.929

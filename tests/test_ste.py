@@ -4,7 +4,7 @@ import numpy as np
 import tensorflow as tf
 import keras
 
-from optfusion_tf.ste import straight_through_step
+from optfusion_tf.models.ste import straight_through_step
 
 
 def test_forward_is_the_unit_step_exactly():

@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 
 from optfusion_tf.lazy_adam import LazyAdam, make_embedding_optimizer
-from optfusion_tf.training_step import GroupedOptimizerModel
+from optfusion_tf.models.training_step import GroupedOptimizerModel
 
 VOCAB, DIM, FIELDS, BATCH = 40, 4, 3, 16
 LR = {"embedding": 0.01, "network": 0.003, "architecture": 0.1}

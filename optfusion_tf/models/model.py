@@ -60,8 +60,8 @@ from optfusion_tf.layers import DeepBlock, make_shallow_layer
 from optfusion_tf.layers.initializers import KERNEL_INITS, kernel_initializer
 from optfusion_tf.layers.types import Tensor
 from optfusion_tf.architecture.search_space import EMBEDDING, OUTPUT, SearchSpace, edge_name
-from optfusion_tf.ste import straight_through_step
-from optfusion_tf.training_step import GroupedOptimizerModel
+from optfusion_tf.models.ste import straight_through_step
+from optfusion_tf.models.training_step import GroupedOptimizerModel
 
 FUSION_MODES = ("search", "search_connections", "search_operations", "hard", "soft", *OPERATIONS)
 # Modes whose connections are searched (alpha is a trainable variable).
