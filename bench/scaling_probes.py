@@ -45,7 +45,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from optfusion_tf.lazy_adam import LazyAdam  # noqa: E402
+from optfusion_tf.optimizers.lazy_adam import LazyAdam  # noqa: E402
 
 RESULT_TAG = "SCALING_PROBE_RESULT "
 VOCAB, DIM, FIELDS, BATCH = 1000, 8, 3, 8

@@ -44,7 +44,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from optfusion_tf.flops import analytic_flops_per_sample  # noqa: E402
-from optfusion_tf.lazy_adam import make_embedding_optimizer  # noqa: E402
+from optfusion_tf.optimizers.lazy_adam import make_embedding_optimizer  # noqa: E402
 from optfusion_tf.models.model import OptFusionModel  # noqa: E402
 
 SHAPES = {"criteo": (39, 16), "avazu": (24, 16), "frappe": (10, 10)}

@@ -47,7 +47,7 @@ from optfusion_tf.distribution import (
     sum_over_workers,
 )
 from optfusion_tf.evaluation import ExactValidationMetrics, StopOnNaN, evaluate_split
-from optfusion_tf.lazy_adam import make_embedding_optimizer
+from optfusion_tf.optimizers.lazy_adam import make_embedding_optimizer
 from optfusion_tf.models.model import OptFusionModel
 from optfusion_tf.plateau import ValidationPlateau, effective_patience
 from optfusion_tf.run_dir import (

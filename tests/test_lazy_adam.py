@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from optfusion_tf.lazy_adam import LazyAdam, make_embedding_optimizer, sum_duplicate_rows
+from optfusion_tf.optimizers.lazy_adam import LazyAdam, make_embedding_optimizer, sum_duplicate_rows
 
 VOCAB, DIM, STEPS = 6, 3, 5
 HYPER = dict(learning_rate=0.05, beta_1=0.8, beta_2=0.95, epsilon=1e-6)

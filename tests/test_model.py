@@ -11,7 +11,7 @@ from optfusion_tf.architecture.arch_spec import OPERATIONS, ArchSpec, ArchSpecEr
 from optfusion_tf.experiment import TrainingConfig
 from optfusion_tf.flops import analytic_flops_per_sample
 from optfusion_tf.fusion import AddFusion, ConcatFusion, FusionMixture
-from optfusion_tf.lazy_adam import make_embedding_optimizer
+from optfusion_tf.optimizers.lazy_adam import make_embedding_optimizer
 from optfusion_tf.models.model import FUSION_MODES, OptFusionModel
 from optfusion_tf.architecture.search_space import SearchSpace, edge_name
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from optfusion_tf.lazy_adam import LazyAdam, make_embedding_optimizer
+from optfusion_tf.optimizers.lazy_adam import LazyAdam, make_embedding_optimizer
 from optfusion_tf.models.training_step import GroupedOptimizerModel
 
 VOCAB, DIM, FIELDS, BATCH = 40, 4, 3, 16
