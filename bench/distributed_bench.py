@@ -75,7 +75,7 @@ def worker(args: argparse.Namespace) -> None:
     import keras
 
     from optfusion_tf.data.stats import DatasetStats
-    from optfusion_tf.experiment import TrainingConfig, compile_for_training, training_batches
+    from optfusion_tf.training.experiment import TrainingConfig, compile_for_training, training_batches
     from optfusion_tf.models.model import OptFusionModel
 
     stats = DatasetStats.load(args.dataset_dir)

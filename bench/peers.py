@@ -13,7 +13,7 @@ and seed, trains
   AUC, Adam 1e-3, DeepCTR's defaults otherwise; the seed also seeds every initializer,
   --init_seed), stopped by our default rule: the best validation AUC, no learning-rate step,
   early stop after max(--patience, ceil(--patience_steps / steps per epoch)) epochs without a
-  gain (optfusion_tf.plateau.effective_patience), best weights restored;
+  gain (optfusion_tf.training.plateau.effective_patience), best weights restored;
 then prints one table per dataset, writes <workdir>/<dataset>_val_auc.png (validation AUC per
 epoch of every model, first seed), and, last, prints one JSON object with every run.
 
@@ -41,8 +41,8 @@ from absl import app, flags, logging  # noqa: E402
 import bench_data  # noqa: E402
 from curves import plot_validation_curves  # noqa: E402
 from optfusion_tf.data.stats import DatasetStats  # noqa: E402
-from optfusion_tf.experiment import TrainingConfig, run_retrain, run_search  # noqa: E402
-from optfusion_tf.plateau import effective_patience  # noqa: E402
+from optfusion_tf.training.experiment import TrainingConfig, run_retrain, run_search  # noqa: E402
+from optfusion_tf.training.plateau import effective_patience  # noqa: E402
 
 PEERS = {"dcn": "DeepCTR DCN", "dcnmix": "DeepCTR DCNMix", "deepfm": "DeepCTR DeepFM",
          "xdeepfm": "DeepCTR xDeepFM"}

@@ -27,7 +27,7 @@ import keras  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 
 import bench_data  # noqa: E402
-from optfusion_tf.experiment import TrainingConfig, run_retrain  # noqa: E402
+from optfusion_tf.training.experiment import TrainingConfig, run_retrain  # noqa: E402
 
 # The recipe of this project before issue 11 (the reference's search_stage.py settings).
 BEFORE = dict(

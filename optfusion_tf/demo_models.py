@@ -1,6 +1,6 @@
 """The demo's training stage: search, re-train hard and soft, the two presets, a results table.
 
-Runs the same library functions as search.py and retrain.py (optfusion_tf.experiment), with a
+Runs the same library functions as search.py and retrain.py (optfusion_tf.training.experiment), with a
 small embedding so that the whole demo stays within minutes on a 2-core CPU.
 """
 
@@ -14,8 +14,8 @@ import numpy as np
 import tensorflow as tf
 
 from optfusion_tf.data.reader import load_split
-from optfusion_tf.evaluation import binary_metrics
-from optfusion_tf.experiment import TrainingConfig, config_flag_lines, run_retrain, run_search
+from optfusion_tf.training.evaluation import binary_metrics
+from optfusion_tf.training.experiment import TrainingConfig, config_flag_lines, run_retrain, run_search
 from optfusion_tf.export.savedmodel import ExportResult, export_savedmodel
 
 # (label in the table, retrain.py flags); the arch path is filled in after the search.

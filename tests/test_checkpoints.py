@@ -1,4 +1,4 @@
-"""optfusion_tf.checkpoints: best weights written atomically, a damaged backup repaired."""
+"""optfusion_tf.training.checkpoints: best weights written atomically, a damaged backup repaired."""
 
 import json
 
@@ -6,7 +6,7 @@ import h5py
 import keras
 import pytest
 
-from optfusion_tf.checkpoints import (
+from optfusion_tf.training.checkpoints import (
     METADATA,
     PREVIOUS,
     WEIGHTS,

@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 
-from optfusion_tf import experiment
+from optfusion_tf.training import experiment
 from optfusion_tf.cli.local_workers import free_ports, run_local_workers, tf_config
 from optfusion_tf.data.preprocess import PreprocessOptions, preprocess
 from optfusion_tf.data.reader import load_split, make_dataset
@@ -27,8 +27,8 @@ from optfusion_tf.distribution import (
     parse_tf_config,
     sum_over_workers,
 )
-from optfusion_tf.experiment import ExperimentError, TrainingConfig
-from optfusion_tf.run_dir import RunDirError, open_run_dir, open_worker_run_dir
+from optfusion_tf.training.experiment import ExperimentError, TrainingConfig
+from optfusion_tf.training.run_dir import RunDirError, open_run_dir, open_worker_run_dir
 
 
 def _config(cluster, task_type="worker", index=0) -> str:

@@ -12,7 +12,7 @@ import tensorflow as tf
 from scipy.special import expit
 from sklearn.metrics import log_loss, roc_auc_score
 
-from optfusion_tf.evaluation import (
+from optfusion_tf.training.evaluation import (
     PROBABILITY_EPSILON,
     ExactValidationMetrics,
     StopOnNaN,
@@ -21,7 +21,7 @@ from optfusion_tf.evaluation import (
     non_finite_weights,
     predict_logits,
 )
-from optfusion_tf.experiment import constant_model_warning
+from optfusion_tf.training.experiment import constant_model_warning
 
 NUM_FIELDS = 3
 VOCAB = 40

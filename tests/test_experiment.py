@@ -19,7 +19,7 @@ from tensorboard.backend.event_processing import event_accumulator
 
 from optfusion_tf.architecture.arch_spec import ArchSpec
 from optfusion_tf.data.stats import DatasetStats
-from optfusion_tf.experiment import (
+from optfusion_tf.training.experiment import (
     ExperimentError,
     TrainingConfig,
     retrain_arch,

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from optfusion_tf.architecture.arch_spec import OPERATIONS, ArchSpec, ArchSpecError, one_hot_beta, preset_arch
-from optfusion_tf.experiment import TrainingConfig
+from optfusion_tf.training.experiment import TrainingConfig
 from optfusion_tf.flops import analytic_flops_per_sample
 from optfusion_tf.fusion import AddFusion, ConcatFusion, FusionMixture
 from optfusion_tf.optimizers.lazy_adam import make_embedding_optimizer

@@ -4,7 +4,7 @@ import keras
 import pytest
 
 from optfusion_tf.models.model import OptFusionModel
-from optfusion_tf.plateau import ValidationPlateau, effective_patience
+from optfusion_tf.training.plateau import ValidationPlateau, effective_patience
 
 # DeepCTR DCN on Frappe (seed 2, bench/deepctr_peer.py, 17 steps an epoch): a plateau at 0.929
 # from epoch 6 to 11, then its second learning phase.

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 from absl import flags
 
-from optfusion_tf.run_dir import (
+from optfusion_tf.training.run_dir import (
     RunDir,
     RunDirError,
     open_run_dir,

@@ -6,9 +6,9 @@ import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator
 
 from optfusion_tf.architecture.arch_spec import OPERATIONS, ArchSpec, preset_arch
-from optfusion_tf.evaluation import ExactValidationMetrics
+from optfusion_tf.training.evaluation import ExactValidationMetrics
 from optfusion_tf.architecture.search_space import SearchSpace, edge_name
-from optfusion_tf.tensorboard_callbacks import ArchitectureSummaries
+from optfusion_tf.training.tensorboard_callbacks import ArchitectureSummaries
 
 NUM_FIELDS, VOCAB, EMB_DIM = 3, 30, 2
 META = dict(shallow="crossnet", dataset="toy", num_fields=NUM_FIELDS, feature_num=VOCAB,

@@ -2,7 +2,7 @@
 
 `run_search` trains the supernet (alpha, beta, weights in one step; or the sequential variant)
 and writes arch.json; `run_retrain` trains a fixed architecture (hard / soft / one operation, or
-a preset). Both write the run directory of DESIGN.md section 7 (see optfusion_tf/run_dir.py):
+a preset). Both write the run directory of DESIGN.md section 7 (see optfusion_tf/training/run_dir.py):
 flags.txt, epochs.json, metrics.json, checkpoints/, backup/, tensorboard/, arch.json,
 architecture.png and model.keras (the best epoch's model, for export_savedmodel.py).
 
@@ -33,8 +33,8 @@ from absl import logging
 
 from optfusion_tf.architecture.arch_spec import ArchSpec, ArchSpecError, preset_arch
 from optfusion_tf.architecture_plot import draw_architecture
-from optfusion_tf.checkpoints import METADATA as BACKUP_METADATA
-from optfusion_tf.checkpoints import AtomicBestWeights, ResumeBackup, log_repair
+from optfusion_tf.training.checkpoints import METADATA as BACKUP_METADATA
+from optfusion_tf.training.checkpoints import AtomicBestWeights, ResumeBackup, log_repair
 from optfusion_tf.data.errors import DataError
 from optfusion_tf.data.reader import make_dataset
 from optfusion_tf.data.stats import DatasetStats
@@ -46,18 +46,18 @@ from optfusion_tf.distribution import (
     make_strategy,
     sum_over_workers,
 )
-from optfusion_tf.evaluation import ExactValidationMetrics, StopOnNaN, evaluate_split
+from optfusion_tf.training.evaluation import ExactValidationMetrics, StopOnNaN, evaluate_split
 from optfusion_tf.optimizers.lazy_adam import make_embedding_optimizer
 from optfusion_tf.models.model import OptFusionModel
-from optfusion_tf.plateau import ValidationPlateau, effective_patience
-from optfusion_tf.run_dir import (
+from optfusion_tf.training.plateau import ValidationPlateau, effective_patience
+from optfusion_tf.training.run_dir import (
     RunDir,
     RunDirError,
     open_run_dir,
     open_worker_run_dir,
     set_seed,
 )
-from optfusion_tf.tensorboard_callbacks import ArchitectureSummaries
+from optfusion_tf.training.tensorboard_callbacks import ArchitectureSummaries
 
 MODEL_FILE = "model.keras"
 EVAL_BATCH_SIZE = 16384

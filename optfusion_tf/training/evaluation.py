@@ -36,7 +36,7 @@ from scipy.special import expit
 from sklearn.metrics import log_loss, roc_auc_score
 
 from optfusion_tf.distribution import gather_rows
-from optfusion_tf.run_dir import write_json_atomic
+from optfusion_tf.training.run_dir import write_json_atomic
 
 # Probabilities are clipped to [eps, 1 - eps] before the log loss (Keras' default epsilon), so a
 # saturated sigmoid costs at most -log(1e-7) ~ 16.1 per example instead of infinity.
