@@ -225,6 +225,15 @@ def test_nan_loss_stops_with_a_message(dataset_dir, tmp_path):
     # from the epoch's architecture summary.
     with pytest.raises(ExperimentError, match="NaN or infinite in epoch 1"):
         run_search(dataclasses.replace(config, run_dir=str(tmp_path / "nan_search")), [])
+    # Issue 24 (review of item 1): Keras backs the NaN epoch up as finished; with the backup
+    # kept after fit, the same command resumed from NaN weights (here: skipped training as
+    # "ended" and failed differently; with an earlier finite best it reported success). The
+    # NaN stop removes the phase's backup, so the rerun starts anew and meets the same NaN.
+    once = dataclasses.replace(config, run_dir=str(tmp_path / "nan_once"), epochs=1)
+    for _ in range(2):
+        with pytest.raises(ExperimentError, match="NaN or infinite in epoch 1"):
+            run_search(once, [])
+        assert not list((tmp_path / "nan_once").rglob("latest.weights.h5"))
 
 
 def _cli(script: str, *args: str, env_extra: dict | None = None, **kwargs) -> subprocess.Popen:

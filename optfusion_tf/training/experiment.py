@@ -512,6 +512,9 @@ def _fit(config: TrainingConfig, stats: DatasetStats, phase: _Phase) -> tuple[Op
             train, epochs=config.epochs, steps_per_epoch=steps, callbacks=callbacks, shuffle=False
         )
     if nan_guard.stopped_at is not None:
+        # Keras backed up the NaN epoch as finished (on_epoch_end runs after a stop): the same
+        # command must start the phase anew, not resume from NaN weights.
+        shutil.rmtree(phase.backup_dir, ignore_errors=True)
         kept = (
             f"the best checkpoint so far stays at {run.best_weights_path}"
             if os.path.isfile(run.best_weights_path)

@@ -18,8 +18,9 @@ The rule for an existing directory (`open_run_dir`):
 - same flags, no metrics.json, backup/ present: resume. BackupAndRestore continues after the
   last finished epoch.
 - same flags, no metrics.json, no backup/ (the process died before finishing an epoch, or fit
-  ended -- NaN stop, crash after training -- without metrics.json): started anew, as there is no
-  training state to continue from; the stale epochs.json, checkpoints and events are removed.
+  ended in a NaN stop, which removes the phase's backup): started anew, as there is no training
+  state to continue from; the stale epochs.json, checkpoints and events are removed. (A process
+  that dies after fit ended otherwise keeps its backup, kept until metrics.json, and resumes.)
 - same flags, metrics.json present: refused (the run is complete), unless `overwrite`.
 - different flags: refused with the differing lines, unless `overwrite`.
 - `overwrite`: the directory is deleted and started anew -- only if it holds a flags.txt, so a
