@@ -293,6 +293,8 @@ def test_batches_per_pass_makes_every_pass_that_many_batches(tmp_path, shuffle_m
         assert sum(sizes) == slice_rows and max(sizes) - min(sizes) <= 1
         got = np.concatenate(batches)
         assert sorted(map(tuple, got)) == sorted(map(tuple, ordered[:slice_rows]))
+    with pytest.raises(ValueError, match="batches_per_pass and drop_remainder exclude each other"):
+        make_dataset(dataset_dir, "train", 32, batches_per_pass=4, drop_remainder=True)
     (tmp_path / "ref").mkdir()
     _reference_dir(tmp_path / "ref")
     with pytest.raises(DataError, match="batches_per_pass needs a dataset with stats.json"):

@@ -156,6 +156,14 @@ def test_global_batch_must_split_over_the_replicas(monkeypatch, tmp_path):
     assert experiment._distributed(ok, lambda: (stats, "arch"), stage) == {
         "replicas": 2, "checked": "arch"
     }
+    # Every replica needs a row in each of an epoch's steps (training_batches cuts the pass
+    # into steps x replicas batches): 10 rows at batch 2 are 5 steps of 2 rows; 9 rows are not.
+    small = dataclasses.replace(config, batch_size=2)
+    assert experiment._distributed(small, lambda: (stats, "arch"), stage)["replicas"] == 2
+    nine = type("Stats", (), {"rows": {"train": 9}})()
+    with pytest.raises(ExperimentError, match=r"--batch_size=2: an epoch is 5 steps.* has 9 rows, "
+                       r"fewer than the 10 batches"):
+        experiment._distributed(small, lambda: (nine, "arch"), stage)
     assert not (tmp_path / "r").exists()
 
 

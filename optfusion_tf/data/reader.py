@@ -151,6 +151,9 @@ def make_dataset(
         record_bytes, decode = stats.record_bytes, _record_decoder(stats)
         sizes: Any = batch_size
         if batches_per_pass is not None:
+            if drop_remainder:
+                raise ValueError("batches_per_pass and drop_remainder exclude each other: the "
+                                 "pass is cut into batches of near-equal size, none dropped")
             rows = sum(b - a for _, a, b, _ in _row_ranges(dataset_dir, stats, split, shard))
             sizes = even_batch_sizes(rows, batches_per_pass)
         by_example = shuffle and shuffle_mode == "examples" and stats.compression != "gzip"

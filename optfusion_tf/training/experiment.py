@@ -415,6 +415,17 @@ def _check_the_split_of_work(config: TrainingConfig, stats: DatasetStats, dist: 
             f"--dataset_dir: the train split has {stats.rows['train']} rows, fewer than the "
             f"{workers} workers that each need a slice of it."
         )
+    if dist.replicas > 1:
+        # training_batches cuts each worker's slice into steps x (its replicas) batches.
+        needed = epoch_steps(stats, config.batch_size) * (dist.replicas // workers)
+        smallest = stats.rows["train"] // workers
+        if smallest < needed:
+            raise ExperimentError(
+                f"--batch_size={config.batch_size}: an epoch is {needed // (dist.replicas // workers)} "
+                f"steps, and each of the {dist.replicas} replicas needs a row in every step, but "
+                f"a worker's slice of the train split has {smallest} rows, fewer than the "
+                f"{needed} batches it must make; use a larger --batch_size."
+            )
 
 
 def _open_run(config: TrainingConfig, flag_lines: list[str], dist: Distribution) -> RunDir:
