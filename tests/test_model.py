@@ -11,7 +11,7 @@ from optfusion_tf.architecture.arch_spec import OPERATIONS, ArchSpec, ArchSpecEr
 from optfusion_tf.training.experiment import TrainingConfig
 from optfusion_tf.flops import analytic_flops_per_sample
 from optfusion_tf.fusion import AddFusion, ConcatFusion, FusionMixture
-from optfusion_tf.optimizers.lazy_adam import make_embedding_optimizer
+from optfusion_tf.optimizers.lazy_adam import LazyAdam, make_embedding_optimizer
 from optfusion_tf.models.model import FUSION_MODES, OptFusionModel
 from optfusion_tf.architecture.search_space import SearchSpace, edge_name
 
@@ -429,3 +429,8 @@ def test_the_python_api_defaults_are_the_scripts_recipe():
     compiled = model.get_compile_config()
     assert (compiled["l2_emb"], compiled["l2_nn"], compiled["clip_global_norm"]) == (
         recipe.l2_emb, recipe.l2_nn, recipe.clip_global_norm)
+    # A LazyAdam given its own l2 keeps it when compile is not given one (the review of the
+    # default: "coupled L2 given twice" was raised).
+    own = OptFusionModel.from_preset("parallel", feature_num=20, num_fields=3, emb_dim=2, n=1)
+    own.compile(embedding_optimizer=LazyAdam(1e-3, l2=1e-4), network_optimizer="adam")
+    assert own.get_compile_config()["l2_emb"] == 1e-4 and own.embedding_optimizer.l2 == 1e-4

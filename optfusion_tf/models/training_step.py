@@ -36,6 +36,8 @@ from optfusion_tf.distribution import first_local_values, logs_for_multi_worker_
 from optfusion_tf.optimizers.lazy_adam import LazyAdam, make_embedding_optimizer, sum_duplicate_rows
 
 GROUPS = ("embedding", "network", "architecture")
+# The embedding L2 of compile when none is given, as the scripts' --l2_emb.
+DEFAULT_L2_EMB = 1e-5
 
 
 class GroupedOptimizerModel(keras.Model):
@@ -83,7 +85,7 @@ class GroupedOptimizerModel(keras.Model):
         embedding_optimizer: str | keras.optimizers.Optimizer,
         network_optimizer: str | keras.optimizers.Optimizer,
         architecture_optimizer: str | keras.optimizers.Optimizer | None = None,
-        l2_emb: float = 1e-5,
+        l2_emb: float | None = None,
         l2_nn: float = 0.0,
         clip_global_norm: float = 10.0,
         loss: Any = None,
@@ -99,8 +101,10 @@ class GroupedOptimizerModel(keras.Model):
             architecture_optimizer: idem (e.g. `Adam(arch_lr)`); required when the model has
                 architecture variables, ignored otherwise.
             l2_emb: coupled L2 on the embedding (rows in the batch with `LazyAdam`, every row
-                with a dense optimizer); the default, 1e-5, is the scripts' (`--l2_emb`). A `LazyAdam` applies it itself: compile sets its `l2`
-                (an instance created with a different non-zero `l2` is an error).
+                with a dense optimizer). A `LazyAdam` applies it itself: compile sets its `l2`
+                (an instance created with a different non-zero `l2` is an error). None (the
+                default): the `l2` of a `LazyAdam` that has one, else DEFAULT_L2_EMB (1e-5,
+                the scripts' `--l2_emb`).
             l2_nn: coupled L2 on the network variables (idem for a `LazyAdam`).
             clip_global_norm: when > 0, the gradients of all groups together are clipped to this
                 global norm before the optimizers see them (FuxiCTR's `max_gradient_norm`,
@@ -123,11 +127,14 @@ class GroupedOptimizerModel(keras.Model):
                 "`architecture_optimizer` instead of `optimizer`. "
                 f"Received: optimizer={kwargs['optimizer']!r}"
             )
-        l2 = {"embedding": _check_factor("l2_emb", l2_emb), "network": _check_factor("l2_nn", l2_nn)}
         optimizers = {
             "embedding": _get_optimizer(embedding_optimizer, embedding=True),
             "network": _get_optimizer(network_optimizer, name="network_optimizer"),
         }
+        if l2_emb is None:
+            own = optimizers["embedding"].l2 if isinstance(optimizers["embedding"], LazyAdam) else 0
+            l2_emb = own or DEFAULT_L2_EMB
+        l2 = {"embedding": _check_factor("l2_emb", l2_emb), "network": _check_factor("l2_nn", l2_nn)}
         if architecture_optimizer is not None:
             optimizers["architecture"] = _get_optimizer(
                 architecture_optimizer, name="architecture_optimizer"
