@@ -101,6 +101,9 @@ def test_a_torn_backup_falls_back_to_the_previous_one(tmp_path):
     assert "(after epoch 1)" in message
     assert _bias(backup / WEIGHTS) == 1.0
     assert json.loads((backup / METADATA).read_text())["epoch"] == 1
+    # After that fallback the latest pair is a copy of the previous one: same epoch, same
+    # weights; a kill before the next save must not be reported as damage again.
+    assert repair_backup(str(backup)) is None
     # A finished save (latest one epoch ahead of the previous) is left alone.
     _backup(backup, 2, 2.0)
     assert repair_backup(str(backup)) is None and _bias(backup / WEIGHTS) == 2.0

@@ -77,3 +77,17 @@ def test_the_fallback_puts_the_old_dataset_back_when_the_second_rename_fails(tmp
     monkeypatch.setattr(atomic_dir.os, "rename", real_rename)
     _overwrite(out)
     assert (out / "stats.json").read_text() == "new" and sorted(os.listdir(tmp_path)) == ["out"]
+
+
+def test_no_exchange_outside_linux(tmp_path, monkeypatch):
+    """Elsewhere the two-rename fallback is used (ctypes.CDLL(None) raises TypeError on
+    Windows, which the review found uncaught)."""
+    monkeypatch.setattr(atomic_dir.sys, "platform", "win32")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    assert exchange_paths(str(tmp_path / "a"), str(tmp_path / "b")) is False
+    out = tmp_path / "out"
+    _dataset(out, "old")
+    _overwrite(out)
+    assert (out / "stats.json").read_text() == "new"
+    assert sorted(os.listdir(tmp_path)) == ["a", "b", "out"]

@@ -23,6 +23,7 @@ import errno
 import os
 import re
 import shutil
+import sys
 import tempfile
 from typing import Iterator
 
@@ -119,9 +120,11 @@ def exchange_paths(a: str, b: str) -> bool:
     Returns False, having changed nothing, where the exchange is unsupported (no `renameat2` in
     the C library, or the filesystem refuses the flag); raises OSError on any other failure.
     """
+    if not sys.platform.startswith("linux"):
+        return False
     try:
         renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
-    except (OSError, AttributeError):
+    except (OSError, AttributeError):  # a C library without renameat2 (glibc < 2.28, musl)
         return False
     renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
     renameat2.restype = ctypes.c_int

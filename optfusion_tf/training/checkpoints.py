@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import filecmp
 import json
 import math
 import os
@@ -92,22 +93,23 @@ def _readable(weights: str, metadata: str) -> str | None:
     return None
 
 
-def _torn(metadata: str) -> str | None:
+def _torn(weights: str, metadata: str) -> str | None:
     """Why a readable latest pair may be torn, or None.
 
     `BackupAndRestore` saves epoch E by copying the latest pair to `*.bkp`, then writing the
     weights, then the metadata, each in place. Only a kill after the weights and before the
     metadata leaves both latest files readable yet of different epochs (E's weights, E-1's
     metadata); its mark is a latest metadata that names the same epoch as the previous one,
-    which a finished save never leaves. (The same mark after a kill between the copies and the
-    weights' write is harmless: the previous pair is then a copy of the latest.)
+    which a finished save never leaves, with weights that differ from the previous ones (after
+    a kill between the copies and the weights' write, or after a fallback, the latest pair is a
+    copy of the previous one: nothing to repair).
     """
     try:
         latest, previous = _epoch(metadata), _epoch(metadata + PREVIOUS)
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    if latest != previous:
-        return None
+    if latest != previous or filecmp.cmp(weights, weights + PREVIOUS, shallow=False):
+        return None  # a finished save, or the latest pair is a copy of the previous one
     return (f"{METADATA} names epoch {latest}, as the previous backup does: the weights may be "
             f"those of epoch {latest + 1}, written before a kill stopped its metadata")
 
@@ -120,7 +122,7 @@ def repair_backup(backup_dir: str) -> str | None:
     weights, metadata = os.path.join(backup_dir, WEIGHTS), os.path.join(backup_dir, METADATA)
     if not os.path.exists(weights) and not os.path.exists(metadata):
         return None
-    problem = _readable(weights, metadata) or _torn(metadata)
+    problem = _readable(weights, metadata) or _torn(weights, metadata)
     if problem is None:
         return None
     previous = _readable(weights + PREVIOUS, metadata + PREVIOUS)
