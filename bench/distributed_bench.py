@@ -68,7 +68,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def worker(args: argparse.Namespace) -> None:
     """One process of a configuration: trains, times, and (2 workers) times the collectives."""
-    from optfusion_tf.distribution import in_multi_worker_mode, make_strategy
+    from optfusion_tf.distribute.distribution import in_multi_worker_mode, make_strategy
 
     dist = make_strategy(args.strategy, cluster_wait_s=300)
 

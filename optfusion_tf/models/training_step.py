@@ -32,7 +32,7 @@ from typing import Any, Sequence
 import keras
 import tensorflow as tf
 
-from optfusion_tf.distribution import first_local_values, logs_for_multi_worker_reduce
+from optfusion_tf.distribute.distribution import first_local_values, logs_for_multi_worker_reduce
 from optfusion_tf.optimizers.lazy_adam import LazyAdam, make_embedding_optimizer, sum_duplicate_rows
 
 GROUPS = ("embedding", "network", "architecture")

@@ -35,7 +35,7 @@ from absl import logging
 from scipy.special import expit
 from sklearn.metrics import log_loss, roc_auc_score
 
-from optfusion_tf.distribution import gather_rows
+from optfusion_tf.distribute.distribution import gather_rows
 from optfusion_tf.training.run_dir import write_json_atomic
 
 # Probabilities are clipped to [eps, 1 - eps] before the log loss (Keras' default epsilon), so a

@@ -9,7 +9,7 @@ architecture.png and model.keras (the best epoch's model, for export_savedmodel.
 Every input is validated before anything is written: a bad dataset dir, arch.json or flag
 value raises `ExperimentError` and leaves no run directory behind.
 
-`config.strategy` ("none" | "mirrored" | "multi_worker", optfusion_tf/distribution.py) trains
+`config.strategy` ("none" | "mirrored" | "multi_worker", optfusion_tf/distribute/distribution.py) trains
 data-parallel: the model and optimizers are created under the strategy's scope, each worker
 reads its slice of every split (training in per-replica batches of batch_size / replicas),
 validation and test predictions are gathered so that every worker computes the same exact AUC,
@@ -38,7 +38,7 @@ from optfusion_tf.training.checkpoints import AtomicBestWeights, ResumeBackup, l
 from optfusion_tf.data.errors import DataError
 from optfusion_tf.data.reader import make_dataset
 from optfusion_tf.data.stats import DatasetStats
-from optfusion_tf.distribution import (
+from optfusion_tf.distribute.distribution import (
     DEFAULT_CLUSTER_WAIT_S,
     Distribution,
     DistributionError,
