@@ -1,7 +1,7 @@
 """Validation AUC per epoch of several models on one dataset, as a PNG (bench/peers.py).
 
 Figures are drawn with `matplotlib.figure.Figure` and the Agg canvas directly, as
-optfusion_tf/architecture_plot.py does: no pyplot state, no display needed.
+optfusion_tf/analysis/architecture_plot.py does: no pyplot state, no display needed.
 """
 
 from __future__ import annotations

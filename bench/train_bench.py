@@ -5,7 +5,7 @@ d=10) -- with a 1M-row table, n=3 and CrossNet shallow components, at batch 4096
 - samples/s of a search step (the supernet, three optimizer groups, lazy_adam) and of a hard
   re-train step of the `parallel` preset (DCN-like: S1->S2->S3 and D1->D2->D3 from E,
   O = CONCAT(S3, D3)), each with `jit_compile` off and on (keys `search`, `search_jit`, ...);
-- the analytic training FLOPs per sample (3 x optfusion_tf.flops.analytic_flops_per_sample) and
+- the analytic training FLOPs per sample (3 x optfusion_tf.analysis.flops.analytic_flops_per_sample) and
   the achieved GFLOP/s as a fraction of this machine's fp32 matmul GFLOP/s at the same W: a
   warmed-up chain of [4096, W] x [W, W] tf.matmul, measured in the same run, in alternation
   with the steps (the median of those measurements is the reference);
@@ -43,7 +43,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from optfusion_tf.flops import analytic_flops_per_sample  # noqa: E402
+from optfusion_tf.analysis.flops import analytic_flops_per_sample  # noqa: E402
 from optfusion_tf.optimizers.lazy_adam import make_embedding_optimizer  # noqa: E402
 from optfusion_tf.models.model import OptFusionModel  # noqa: E402
 

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from optfusion_tf.architecture_plot import softmax
+from optfusion_tf.analysis.architecture_plot import softmax
 from optfusion_tf.architecture.arch_spec import (
     MIXTURE,
     OPERATIONS,

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from optfusion_tf.architecture.arch_spec import OPERATIONS, ArchSpec, preset_arch
-from optfusion_tf.architecture_plot import (
+from optfusion_tf.analysis.architecture_plot import (
     architecture_image,
     connection_matrix,
     connection_matrix_image,

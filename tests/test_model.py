@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from optfusion_tf.architecture.arch_spec import OPERATIONS, ArchSpec, ArchSpecError, one_hot_beta, preset_arch
 from optfusion_tf.training.experiment import TrainingConfig
-from optfusion_tf.flops import analytic_flops_per_sample
+from optfusion_tf.analysis.flops import analytic_flops_per_sample
 from optfusion_tf.fusion import AddFusion, ConcatFusion, FusionMixture
 from optfusion_tf.optimizers.lazy_adam import LazyAdam, make_embedding_optimizer
 from optfusion_tf.models.model import FUSION_MODES, OptFusionModel

@@ -32,7 +32,7 @@ import keras
 from absl import logging
 
 from optfusion_tf.architecture.arch_spec import ArchSpec, ArchSpecError, preset_arch
-from optfusion_tf.architecture_plot import draw_architecture
+from optfusion_tf.analysis.architecture_plot import draw_architecture
 from optfusion_tf.training.checkpoints import METADATA as BACKUP_METADATA
 from optfusion_tf.training.checkpoints import AtomicBestWeights, ResumeBackup, log_repair
 from optfusion_tf.data.errors import DataError

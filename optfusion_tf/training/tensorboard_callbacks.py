@@ -29,7 +29,7 @@ import tensorflow as tf
 from absl import logging
 
 from optfusion_tf.architecture.arch_spec import OPERATIONS, ArchSpec, ArchSpecError
-from optfusion_tf.architecture_plot import (
+from optfusion_tf.analysis.architecture_plot import (
     architecture_image,
     connection_matrix_image,
     softmax,

@@ -1,0 +1,1 @@
+"""Looking at models: the architecture drawing and the analytic FLOP count."""
