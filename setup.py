@@ -30,7 +30,7 @@ setup(
     },
     entry_points={
         "console_scripts": [
-            "optfusion-demo=optfusion_tf.demo:run",
+            "optfusion-demo=optfusion_tf.demo.demo:run",
             "criteo2TF=optfusion_tf.cli.criteo2tf:run",
             "avazu2TF=optfusion_tf.cli.avazu2tf:run",
             "kdd2TF=optfusion_tf.cli.kdd2tf:run",

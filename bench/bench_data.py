@@ -7,7 +7,7 @@ Dataset names:
                            --batch_size (4096: about 17 steps an epoch); preprocessed as
                            csv2TF --label_col=label --categorical_cols=<the 10 fields>
                            --threshold=2 --seed=2022 (the default 0.8/0.1/0.1 split)
-    synthetic_<N>          N rows of the planted-model demo data (optfusion_tf.demo_data)
+    synthetic_<N>          N rows of the planted-model demo data (optfusion_tf.demo.demo_data)
     synthetic_<N>_sorted   the same rows sorted by label in the raw file, so the training split
                            is stored as all negatives, then all positives (a correlated order)
 
@@ -26,7 +26,7 @@ from typing import Iterable, Sequence
 from absl import logging
 
 from optfusion_tf.data.preprocess import CsvOptions, PreprocessOptions, preprocess
-from optfusion_tf.demo_data import write_demo_criteo
+from optfusion_tf.demo.demo_data import write_demo_criteo
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_DATA = os.path.join(os.path.dirname(REPO), "shared", "data")

@@ -148,7 +148,7 @@ def _time_collectives(strategy, model, stats, args) -> dict[str, float]:
 
 def _prepare_data(root: str, rows: int) -> str:
     from optfusion_tf.data.preprocess import PreprocessOptions, preprocess
-    from optfusion_tf.demo_data import write_demo_criteo
+    from optfusion_tf.demo.demo_data import write_demo_criteo
 
     raw = write_demo_criteo(os.path.join(root, "raw.txt"), rows, seed=1)
     preprocess("criteo", raw, os.path.join(root, "ds"), PreprocessOptions(workers=0))

@@ -27,7 +27,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import psutil  # noqa: E402
 from absl import app, flags  # noqa: E402
 
-from optfusion_tf.demo_data import write_demo_criteo  # noqa: E402
+from optfusion_tf.demo.demo_data import write_demo_criteo  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("sizes", ["1000000", "4000000"], "Rows of the synthetic files.")

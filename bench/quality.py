@@ -28,7 +28,7 @@ import keras  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 
 import bench_data  # noqa: E402
-from optfusion_tf.demo_models import RETRAINS, train_demo_models  # noqa: E402
+from optfusion_tf.demo.demo_models import RETRAINS, train_demo_models  # noqa: E402
 from optfusion_tf.training.experiment import ExperimentError, TrainingConfig  # noqa: E402
 
 FLAGS = flags.FLAGS

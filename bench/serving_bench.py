@@ -3,7 +3,7 @@
     python bench/serving_bench.py [--workdir=bench/out/serving] [--rows=100000] [--emb_dim=16] [--n=3]
     python bench/serving_bench.py --run_dirs=runs/retrain_hard,runs/retrain_soft   # existing runs
 
-Without --run_dirs it makes the demo model: demo data (optfusion_tf.demo_data) of --rows rows ->
+Without --run_dirs it makes the demo model: demo data (optfusion_tf.demo.demo_data) of --rows rows ->
 preprocessing -> search.py -> retrain.py --fusion=hard and --fusion=soft (--epochs each), as
 subprocesses, cached in --workdir. Each run is exported (export_savedmodel), loaded back in this
 process with tf.saved_model.load, and its two signatures are timed on real test-split rows
@@ -32,7 +32,7 @@ import tensorflow as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 from optfusion_tf.data.preprocess import PreprocessOptions, preprocess  # noqa: E402
-from optfusion_tf.demo_data import write_demo_criteo  # noqa: E402
+from optfusion_tf.demo.demo_data import write_demo_criteo  # noqa: E402
 from optfusion_tf.export.raw_features import signature_input_names  # noqa: E402
 from optfusion_tf.export.request_example import example_rows  # noqa: E402
 from optfusion_tf.export.retrain_run import open_retrain_run  # noqa: E402

@@ -22,7 +22,7 @@ def shared_data() -> pathlib.Path:
 def demo_dataset(root: pathlib.Path, rows: int, seed: int = 3) -> str:
     """A preprocessed dataset directory of `rows` synthetic Criteo-format rows under `root`."""
     from optfusion_tf.data.preprocess import PreprocessOptions, preprocess
-    from optfusion_tf.demo_data import write_demo_criteo
+    from optfusion_tf.demo.demo_data import write_demo_criteo
 
     raw = write_demo_criteo(str(root / "raw.txt"), rows, seed=seed)
     preprocess("criteo", raw, str(root / "ds"), PreprocessOptions(workers=0))

@@ -72,7 +72,7 @@ def test_a_directory_without_stats_is_a_usage_error(tmp_path):
 
 def test_a_directory_without_a_test_split_is_a_usage_error_naming_it(tmp_path):
     from optfusion_tf.data.preprocess import PreprocessOptions, preprocess
-    from optfusion_tf.demo_data import write_demo_criteo
+    from optfusion_tf.demo.demo_data import write_demo_criteo
 
     raw = write_demo_criteo(str(tmp_path / "raw.txt"), 300, seed=1)
     preprocess("criteo", raw, str(tmp_path / "no_test"),

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from optfusion_tf import demo
-from optfusion_tf.demo_data import CATEGORICAL_CARDINALITY, demo_chunks, write_demo_criteo
+from optfusion_tf.demo import demo
+from optfusion_tf.demo.demo_data import CATEGORICAL_CARDINALITY, demo_chunks, write_demo_criteo
 
 
 def test_planted_model_auc_ceiling_and_positive_rate():

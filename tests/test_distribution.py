@@ -16,7 +16,7 @@ from optfusion_tf.training import experiment
 from optfusion_tf.cli.local_workers import free_ports, run_local_workers, tf_config
 from optfusion_tf.data.preprocess import PreprocessOptions, preprocess
 from optfusion_tf.data.reader import load_split, make_dataset
-from optfusion_tf.demo_data import write_demo_criteo
+from optfusion_tf.demo.demo_data import write_demo_criteo
 from optfusion_tf.distribute.distribution import (
     Distribution,
     DistributionError,

@@ -4,7 +4,7 @@ OptFusion search -> re-train hard and soft -> the parallel and stacked presets -
 
     python -m optfusion_tf.demo [--workdir=demo_run] [--rows=300000] [--seed=2022] ...
 
-Writes <workdir>/raw/demo_criteo.txt (see optfusion_tf.demo_data for the planted model),
+Writes <workdir>/raw/demo_criteo.txt (see optfusion_tf.demo.demo_data for the planted model),
 preprocesses it like dataprocess/criteo2TF.py into <workdir>/tfrecords/demo_criteo_2, then runs
 search.py / retrain.py's library functions into <workdir>/runs/<name>/ and prints the table and
 the TensorBoard command. Everything is rewritten on every run.
@@ -23,8 +23,8 @@ from sklearn.metrics import roc_auc_score  # noqa: E402
 
 from optfusion_tf.data.preprocess import PreprocessOptions, preprocess  # noqa: E402
 from optfusion_tf.data.stats import DatasetStats  # noqa: E402
-from optfusion_tf.demo_data import DemoChunk, write_demo_criteo  # noqa: E402
-from optfusion_tf.demo_models import export_and_score, results_table, train_demo_models  # noqa: E402
+from optfusion_tf.demo.demo_data import DemoChunk, write_demo_criteo  # noqa: E402
+from optfusion_tf.demo.demo_models import export_and_score, results_table, train_demo_models  # noqa: E402
 from optfusion_tf.training.experiment import TrainingConfig  # noqa: E402
 
 FLAGS = flags.FLAGS
