@@ -6,6 +6,7 @@ import dataclasses
 import json
 import os
 import pathlib
+import re
 import shutil
 import signal
 import subprocess
@@ -332,7 +333,8 @@ def test_killed_search_resumes_and_stops_where_an_uninterrupted_run_stops(datase
     second = _cli("search.py", *args, f"--run_dir={run_dir}")
     out, _ = second.communicate(timeout=300)
     assert second.returncode == 0, out
-    assert "Resuming" in out and "Epoch 1/8" not in out, out
+    # One line per epoch, ours (no progress bar: the output is not a terminal).
+    assert "Resuming" in out and "epoch 1/8:" not in out and "epoch 2/8:" in out, out
     expected = json.loads((tmp_path / "whole" / "epochs.json").read_text())["epochs"]
     resumed = json.loads(epochs_file.read_text())["epochs"]
     assert len(expected) < 8, "the uninterrupted run must stop early for this test to mean anything"
@@ -389,8 +391,34 @@ def test_killed_search_resumes_and_stops_where_an_uninterrupted_run_stops(datase
     # trains no epoch again (the backup was kept) and ends as the uninterrupted run.
     late_dir, out = kill_then_rerun("killed_after_fit", KILL_WHILE_SAVING_THE_MODEL, True)
     assert "Resuming" in out and "training ended in an earlier process" in out, out
-    assert "Epoch " not in out, out
+    assert not re.search(r"epoch \d+/8:", out), out
     late_epochs = json.loads((late_dir / "epochs.json").read_text())["epochs"]
     assert [r["epoch"] for r in late_epochs] == [r["epoch"] for r in expected]
     assert not (late_dir / "backup").exists()
 
+
+
+def test_the_scripts_print_our_lines_only(dataset_dir, tmp_path):
+    """Issue 26, item 2: by default a script shows our progress, summaries and warnings: no
+    TensorFlow C++ start-up lines, no other library's INFO lines, no progress-bar escapes in a
+    file; --verbosity=1 (absl's) and TF_CPP_MIN_LOG_LEVEL bring the detail back."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    args = [sys.executable, str(REPO / "retrain.py"), f"--dataset_dir={dataset_dir}",
+            "--preset=parallel", "--emb_dim=2", "--n=1", "--epochs=1", "--overwrite"]
+
+    def run(*extra: str, **more_env: str) -> str:
+        done = subprocess.run([*args, f"--run_dir={tmp_path / 'r'}", *extra], capture_output=True,
+                              text=True, env={**env, **more_env}, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert "\x1b[" not in done.stdout  # no progress bar written to a file
+        return done.stdout + done.stderr
+
+    out = run()
+    lines = out.strip().splitlines()
+    assert not [line for line in lines if "I0000" in line or "cudart_stub" in line], out
+    assert not [line for line in lines if "] " in line and "experiment.py" not in line
+                and "evaluation.py" not in line], out
+    assert "epoch 1/1:" in out and "retrain done: valid AUC" in out
+    assert len(lines) <= 6, out
+    assert len(run("--verbosity=1").splitlines()) > len(lines) + 10
+    assert "I0000" in run(TF_CPP_MIN_LOG_LEVEL="0")

@@ -15,7 +15,9 @@ import os
 import sys
 from typing import Sequence
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from optfusion_tf.cli.quiet import import_tensorflow_quietly, quiet_library_logs
+
+import_tensorflow_quietly()
 
 from absl import app, flags  # noqa: E402
 
@@ -43,6 +45,7 @@ flags.mark_flag_as_required("run_dir")
 def main(argv: Sequence[str]) -> int:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {list(argv[1:])}")
+    quiet_library_logs(FLAGS.verbosity)
     try:
         result = export_savedmodel(FLAGS.run_dir, FLAGS.export_dir, FLAGS.model_name, FLAGS.version)
     except ExportError as e:

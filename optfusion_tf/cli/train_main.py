@@ -11,7 +11,9 @@ import os
 import sys
 from typing import Sequence
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from optfusion_tf.cli.quiet import import_tensorflow_quietly, quiet_library_logs
+
+import_tensorflow_quietly()
 
 import tensorflow as tf  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
@@ -52,6 +54,7 @@ def run(stage: str) -> None:
     def main(argv: Sequence[str]) -> None:
         if len(argv) > 1:
             raise app.UsageError(f"Unexpected arguments: {list(argv[1:])}")
+        quiet_library_logs(flags.FLAGS.verbosity)
         run_stage(stage)
 
     app.run(main)

@@ -15,7 +15,9 @@ from __future__ import annotations
 import os
 from typing import Sequence
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from optfusion_tf.cli.quiet import import_tensorflow_quietly, quiet_library_logs
+
+import_tensorflow_quietly()
 
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
@@ -88,6 +90,7 @@ def summary(stats: DatasetStats, dataset_dir: str, ceiling: float) -> str:
 def main(argv: Sequence[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {list(argv[1:])}")
+    quiet_library_logs(FLAGS.verbosity)
     stats, dataset_dir, ceiling = prepare_data(FLAGS.workdir, FLAGS.rows, FLAGS.seed)
     print(summary(stats, dataset_dir, ceiling), flush=True)
     base = TrainingConfig(

@@ -25,6 +25,7 @@ import json
 import math
 import os
 import shutil
+import sys
 import time
 from typing import Any, Callable
 
@@ -519,8 +520,11 @@ def _fit(config: TrainingConfig, stats: DatasetStats, phase: _Phase) -> tuple[Op
         compile_for_training(model, config)
     else:
         compile_for_training(model, config)
+        # Keras' progress bar on a terminal; in a file (CI, `> log`) every refresh would be
+        # written, so there the epoch line ExactValidationMetrics logs is the progress.
         model.fit(
-            train, epochs=config.epochs, steps_per_epoch=steps, callbacks=callbacks, shuffle=False
+            train, epochs=config.epochs, steps_per_epoch=steps, callbacks=callbacks, shuffle=False,
+            verbose=1 if sys.stdout.isatty() else 0,
         )
     if nan_guard.stopped_at is not None:
         # Keras backed up the NaN epoch as finished (on_epoch_end runs after a stop): the same
