@@ -429,6 +429,13 @@ def test_the_python_api_defaults_are_the_scripts_recipe():
     compiled = model.get_compile_config()
     assert (compiled["l2_emb"], compiled["l2_nn"], compiled["clip_global_norm"]) == (
         recipe.l2_emb, recipe.l2_nn, recipe.clip_global_norm)
+    # compile() with nothing: the recipe's optimizers and learning rates (issue 26, item 3).
+    search = OptFusionModel(feature_num=20, num_fields=3, emb_dim=2, n=1)
+    search.compile()
+    groups = (search.embedding_optimizer, search.network_optimizer, search.architecture_optimizer)
+    assert isinstance(groups[0], LazyAdam)
+    assert [float(o.learning_rate.numpy()) for o in groups] == pytest.approx(
+        [recipe.lr_emb, recipe.lr_nn, recipe.arch_lr])
     # A LazyAdam given its own l2 keeps it when compile is not given one (the review of the
     # default: "coupled L2 given twice" was raised).
     own = OptFusionModel.from_preset("parallel", feature_num=20, num_fields=3, emb_dim=2, n=1)

@@ -262,16 +262,20 @@ def test_partition_errors():
         _compile(Overlapping()).train_on_batch(x, y)
     with pytest.raises(ValueError, match=r"Trainable but in no group: \['missing/dense\w*/kernel'"):
         _compile(Missing()).train_on_batch(x, y)
+    # Architecture variables without an architecture optimizer get the recipe's Adam(0.1).
     model = _built()
     model.compile(embedding_optimizer="lazy_adam", network_optimizer="adam")
-    with pytest.raises(ValueError, match="architecture variables .* no `architecture_optimizer`"):
-        model.train_on_batch(x, y)
+    assert float(model.architecture_optimizer.learning_rate.numpy()) == pytest.approx(0.1)
+    model.train_on_batch(x, y)
 
 
 def test_compile_argument_errors():
     model = _built()
-    with pytest.raises(ValueError, match="instead of `optimizer`"):
+    with pytest.raises(ValueError, match="one `optimizer` .* not both. Received: optimizer='adam' "
+                       "and embedding_optimizer, network_optimizer"):
         model.compile(embedding_optimizer="lazy_adam", network_optimizer="adam", optimizer="adam")
+    with pytest.raises(ValueError, match="must be a plain Keras optimizer"):
+        model.compile(optimizer=keras.optimizers.LossScaleOptimizer(keras.optimizers.Adam()))
     shared = keras.optimizers.Adam()
     with pytest.raises(ValueError, match="its own optimizer instance"):
         model.compile(embedding_optimizer=shared, network_optimizer=shared)
@@ -370,3 +374,32 @@ def test_mirrored_strategy_matches_one_device():
     np.testing.assert_allclose(mirrored["loss"], single["loss"], rtol=1e-5)
     for a, b in zip(single["weights"], mirrored["weights"]):
         np.testing.assert_allclose(np.array(b), np.array(a), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", keras.optimizers.Adam(0.02)])
+def test_one_optimizer_as_for_any_keras_model(optimizer):
+    """Issue 26, item 3: compile(optimizer=...) as with any Keras model: every group gets its
+    own copy (so a dense Adam updates the embedding too), and training runs."""
+    x, y = _data(BATCH)
+    model = _built()
+    model.compile(optimizer=optimizer)
+    groups = (model.embedding_optimizer, model.network_optimizer, model.architecture_optimizer)
+    assert all(type(o) is keras.optimizers.Adam for o in groups)
+    assert len({id(o) for o in groups}) == 3 and all(o is not optimizer for o in groups)
+    expected = 0.001 if optimizer == "adam" else 0.02
+    assert [float(o.learning_rate.numpy()) for o in groups] == pytest.approx([expected] * 3)
+    before = model.table.numpy().copy()
+    model.train_on_batch(x, y)
+    assert not np.allclose(model.table.numpy(), before)
+
+
+def test_compile_without_optimizers_is_the_recipe():
+    model = _built()
+    model.compile()
+    assert isinstance(model.embedding_optimizer, LazyAdam)
+    lrs = [float(o.learning_rate.numpy()) for o in
+           (model.embedding_optimizer, model.network_optimizer, model.architecture_optimizer)]
+    assert lrs == pytest.approx([1e-3, 1e-3, 0.1])
+    fixed = _built(search=False)
+    fixed.compile()
+    assert fixed.architecture_optimizer is None

@@ -36,7 +36,9 @@ from optfusion_tf.distribute.distribution import first_local_values, logs_for_mu
 from optfusion_tf.optimizers.lazy_adam import LazyAdam, make_embedding_optimizer, sum_duplicate_rows
 
 GROUPS = ("embedding", "network", "architecture")
-# The embedding L2 of compile when none is given, as the scripts' --l2_emb.
+# compile's defaults when nothing is given: the scripts' --lr_emb / --lr_nn, --arch_lr, --l2_emb.
+DEFAULT_LR = 1e-3
+DEFAULT_ARCH_LR = 0.1
 DEFAULT_L2_EMB = 1e-5
 
 
@@ -81,9 +83,10 @@ class GroupedOptimizerModel(keras.Model):
 
     def compile(
         self,
+        optimizer: str | keras.optimizers.Optimizer | None = None,
         *,
-        embedding_optimizer: str | keras.optimizers.Optimizer,
-        network_optimizer: str | keras.optimizers.Optimizer,
+        embedding_optimizer: str | keras.optimizers.Optimizer | None = None,
+        network_optimizer: str | keras.optimizers.Optimizer | None = None,
         architecture_optimizer: str | keras.optimizers.Optimizer | None = None,
         l2_emb: float | None = None,
         l2_nn: float = 0.0,
@@ -93,13 +96,20 @@ class GroupedOptimizerModel(keras.Model):
     ) -> None:
         """Configures the three optimizer groups and Keras' usual compile options.
 
+        `compile()` with no optimizer gives the scripts' recipe: `lazy_adam` 1e-3 on the
+        embedding, Adam 1e-3 on the network, Adam 0.1 on the architecture variables (if any).
+
         Args:
+            optimizer: as for any Keras model, one optimizer (a name or an instance) for every
+                variable: each group gets its own copy (`from_config(get_config())`), so a
+                dense Adam also updates the embedding table. Not with the group optimizers.
             embedding_optimizer: `"lazy_adam"`, `"adam"` (see `make_embedding_optimizer`; default
                 learning rate) or an optimizer instance, e.g.
-                `make_embedding_optimizer("lazy_adam", lr_emb)`.
-            network_optimizer: a Keras optimizer name or instance (e.g. `Adam(lr_nn)`).
-            architecture_optimizer: idem (e.g. `Adam(arch_lr)`); required when the model has
-                architecture variables, ignored otherwise.
+                `make_embedding_optimizer("lazy_adam", lr_emb)`; default lazy_adam 1e-3.
+            network_optimizer: a Keras optimizer name or instance (e.g. `Adam(lr_nn)`); default
+                Adam 1e-3.
+            architecture_optimizer: idem (e.g. `Adam(arch_lr)`), for the architecture variables
+                when the model has any (ignored otherwise); default Adam 0.1.
             l2_emb: coupled L2 on the embedding (rows in the batch with `LazyAdam`, every row
                 with a dense optimizer). A `LazyAdam` applies it itself: compile sets its `l2`
                 (an instance created with a different non-zero `l2` is an error). None (the
@@ -116,17 +126,34 @@ class GroupedOptimizerModel(keras.Model):
                 and clips more when they disagree.
             loss: defaults to binary cross-entropy on logits.
             **kwargs: the other `keras.Model.compile` arguments (`metrics`, `jit_compile`,
-                `steps_per_execution`, `run_eagerly`, ...), except `optimizer`.
+                `steps_per_execution`, `run_eagerly`, ...).
 
         Optimizer instances, like the model, must be created under the distribution strategy's
         scope when one is used. One instance cannot serve two groups.
         """
-        if "optimizer" in kwargs:
-            raise ValueError(
-                "GroupedOptimizerModel takes `embedding_optimizer`, `network_optimizer` and "
-                "`architecture_optimizer` instead of `optimizer`. "
-                f"Received: optimizer={kwargs['optimizer']!r}"
-            )
+        groups = {"embedding": embedding_optimizer, "network": network_optimizer,
+                  "architecture": architecture_optimizer}
+        if optimizer is not None:
+            given = [f"{group}_optimizer" for group, opt in groups.items() if opt is not None]
+            if given:
+                raise ValueError(
+                    "compile takes one `optimizer` (copied for every group) or the group "
+                    "optimizers (`embedding_optimizer`, `network_optimizer`, "
+                    f"`architecture_optimizer`), not both. Received: optimizer={optimizer!r} "
+                    f"and {', '.join(given)}"
+                )
+            groups = {group: _copy_optimizer(optimizer, f"{group}_optimizer") for group in groups}
+        defaults = {
+            "embedding": lambda: make_embedding_optimizer("lazy_adam", DEFAULT_LR),
+            "network": lambda: keras.optimizers.Adam(DEFAULT_LR, name="network_optimizer"),
+            "architecture": lambda: keras.optimizers.Adam(
+                DEFAULT_ARCH_LR, name="architecture_optimizer"
+            ),
+        }
+        groups = {g: defaults[g]() if opt is None else opt for g, opt in groups.items()}
+        if not self.architecture_variables:
+            groups["architecture"] = None
+        embedding_optimizer, network_optimizer, architecture_optimizer = groups.values()
         optimizers = {
             "embedding": _get_optimizer(embedding_optimizer, embedding=True),
             "network": _get_optimizer(network_optimizer, name="network_optimizer"),
@@ -345,6 +372,20 @@ def _partition(
             "`architecture_optimizer`. Received: architecture_optimizer=None"
         )
     return _VariableGroups(tuple(id(v) for v in trainable_variables), owner)
+
+
+def _copy_optimizer(
+    optimizer: str | keras.optimizers.Optimizer, name: str
+) -> str | keras.optimizers.Optimizer:
+    """One group's own copy of the optimizer given as compile's `optimizer`, named `name`."""
+    if isinstance(optimizer, str):
+        return keras.optimizers.get({"class_name": optimizer, "config": {"name": name}})
+    if not isinstance(optimizer, keras.optimizers.Optimizer):
+        raise ValueError(
+            f"`optimizer` must be a Keras optimizer name or instance. Received: {optimizer!r}"
+        )
+    _get_optimizer(optimizer, name=name)  # refuses wrappers (MultiOptimizer, loss scaling)
+    return type(optimizer).from_config({**optimizer.get_config(), "name": name})
 
 
 def _get_optimizer(
