@@ -63,20 +63,26 @@ def search_run(dataset_dir, tmp_path_factory) -> pathlib.Path:
     return run_dir
 
 
-def test_search_writes_the_run_directory(search_run):
+def test_search_writes_the_run_directory(search_run, dataset_dir):
     metrics = json.loads((search_run / "metrics.json").read_text())
     assert METRIC_KEYS <= set(metrics)
     assert 0.5 < metrics["test_auc"] <= 1.0 and metrics["best_epoch"] in (1, 2)
     arch = ArchSpec.load(search_run / "arch.json")
     assert (arch.n, arch.emb_dim, arch.source) == (1, 2, "search")
-    for name in ("flags.txt", "epochs.json", "architecture.png", "model.keras"):
+    for name in ("flags.txt", "epochs.json", "architecture.png", "model.keras",
+                 "calibration_test.png"):
         assert (search_run / name).is_file(), name
+    # Issue 26, item 5: calibration of the test split next to its AUC.
+    assert 0.0 <= metrics["test_ece"] < 1.0 and 0.0 < metrics["test_observed_rate"] < 1.0
+    assert 0.0 < metrics["test_mean_predicted"] < 1.0
+    bins = metrics["test_calibration_bins"]
+    assert 1 <= len(bins) <= 10 and sum(b["examples"] for b in bins) == DatasetStats.load(dataset_dir).rows["test"]
     assert (search_run / "checkpoints" / "best.weights.h5").is_file()
     assert not (search_run / "backup").exists(), "a complete run keeps no resume state"
     tags = _tags(search_run / "tensorboard")
     for tag in ("epoch_loss", "val_auc", "val_logloss", "alpha", "alpha/connection_matrix",
                 "beta/O/add", "architecture", "lr/embedding", "lr/network", "lr/architecture",
-                "operation_scale/O/prod", "operation_zeros/S1/att"):
+                "operation_scale/O/prod", "operation_zeros/S1/att", "calibration/test"):
         assert tag in tags, f"{tag} missing from {sorted(tags)}"
 
 

@@ -10,6 +10,7 @@ import io
 import json
 import os
 import pathlib
+import re
 import sys
 import textwrap
 
@@ -78,8 +79,9 @@ def _search_args(dataset_dir: str, run_dir: pathlib.Path, **overrides) -> list[s
 
 
 def _done_lines(out: str) -> dict[str, str]:
-    return {line.split("]")[0] + "]": line.split("] ", 1)[1] for line in out.splitlines()
-            if " done: valid AUC" in line}
+    """Each worker's summary line, without its seconds (the workers' clocks differ)."""
+    return {line.split("]")[0] + "]": re.sub(r", [\d.]+ s ->", ", <s> ->", line.split("] ", 1)[1])
+            for line in out.splitlines() if " done: valid AUC" in line}
 
 
 def test_train_step_under_two_workers_matches_one_device():

@@ -30,10 +30,13 @@ import time
 from typing import Any, Callable
 
 import keras
+import tensorflow as tf
 from absl import logging
+from scipy.special import expit
 
 from optfusion_tf.architecture.arch_spec import ArchSpec, ArchSpecError, preset_arch
-from optfusion_tf.analysis.architecture_plot import draw_architecture
+from optfusion_tf.analysis.architecture_plot import draw_architecture, figure_to_array
+from optfusion_tf.analysis.calibration import calibration, draw_reliability_diagram
 from optfusion_tf.training.checkpoints import METADATA as BACKUP_METADATA
 from optfusion_tf.training.checkpoints import AtomicBestWeights, ResumeBackup, log_repair
 from optfusion_tf.data.errors import DataError
@@ -47,7 +50,13 @@ from optfusion_tf.distribute.distribution import (
     make_strategy,
     sum_over_workers,
 )
-from optfusion_tf.training.evaluation import ExactValidationMetrics, StopOnNaN, evaluate_split
+from optfusion_tf.training.evaluation import (
+    ExactValidationMetrics,
+    StopOnNaN,
+    binary_metrics,
+    evaluate_split,
+    predict_logits,
+)
 from optfusion_tf.optimizers.lazy_adam import make_embedding_optimizer
 from optfusion_tf.models.model import OptFusionModel
 from optfusion_tf.training.plateau import ValidationPlateau, effective_patience
@@ -547,6 +556,16 @@ def _fit(config: TrainingConfig, stats: DatasetStats, phase: _Phase) -> tuple[Op
     return model, int(metrics.best["epoch"])
 
 
+def _write_reliability_diagram(run: RunDir, calibrated: dict[str, Any], title: str) -> None:
+    """calibration_test.png in the run directory and the same picture in TensorBoard."""
+    figure = draw_reliability_diagram(calibrated, title)
+    figure.savefig(run.calibration_png)
+    writer = tf.summary.create_file_writer(os.path.join(run.tensorboard_dir, "calibration"))
+    with writer.as_default():
+        tf.summary.image("calibration/test", figure_to_array(figure), step=0)
+    writer.close()
+
+
 def compile_for_training(model: OptFusionModel, config: TrainingConfig) -> None:
     """The three optimizer groups and coupled L2 of config (call under the strategy's scope)."""
     model.compile(
@@ -625,14 +644,17 @@ def _finish(
     `seconds_this_process` this process' part.
     """
     started, earlier = timing
-    valid, test = (
-        evaluate_split(
-            model,
-            make_dataset(config.dataset_dir, split, EVAL_BATCH_SIZE, shard=dist.shard),
-            dist.strategy,
-        )
-        for split in ("validation", "test")
+    valid = evaluate_split(
+        model, make_dataset(config.dataset_dir, "validation", EVAL_BATCH_SIZE, shard=dist.shard),
+        dist.strategy,
     )
+    labels, logits = predict_logits(
+        model, make_dataset(config.dataset_dir, "test", EVAL_BATCH_SIZE, shard=dist.shard),
+        dist.strategy,
+    )
+    test = binary_metrics(labels, logits)
+    calibrated = calibration(labels, expit(logits))
+    _write_reliability_diagram(run, calibrated, f"test split of {stats.dataset}")
     arch: ArchSpec = extras.pop("arch")
     constant = constant_model_warning(valid)
     if constant:
@@ -644,6 +666,10 @@ def _finish(
         valid_logloss=valid["logloss"],
         test_auc=test["auc"],
         test_logloss=test["logloss"],
+        test_ece=calibrated["ece"],
+        test_mean_predicted=calibrated["mean_predicted"],
+        test_observed_rate=calibrated["observed_rate"],
+        test_calibration_bins=calibrated["bins"],
         best_epoch=best_epoch,
         seconds=earlier + elapsed,
         seconds_this_process=elapsed,

@@ -6,11 +6,13 @@ Layout of `runs/<name>/`:
                          re-run with `python search.py --flagfile=runs/<name>/flags.txt`
     arch.json            searched / used architecture (ArchSpec.save)
     architecture.png     its picture (architecture_plot.draw_architecture)
+    calibration_test.png reliability diagram of the test split (analysis.calibration)
     epochs.json          per-epoch loss / val_auc / val_logloss / seconds (ExactValidationMetrics)
     metrics.json         final metrics, written last and atomically: its presence means "complete"
     checkpoints/         best.weights.h5 (ModelCheckpoint, save_best_only on val_auc)
     backup/              keras.callbacks.BackupAndRestore state while a run is unfinished
-    tensorboard/         train/, validation/ (keras.callbacks.TensorBoard), architecture/
+    tensorboard/         train/, validation/ (keras.callbacks.TensorBoard), architecture/,
+                         calibration/ (the reliability diagram as an image)
 
 The rule for an existing directory (`open_run_dir`):
 
@@ -85,6 +87,10 @@ class RunDir:
     @property
     def architecture_png(self) -> str:
         return self._join("architecture.png")
+
+    @property
+    def calibration_png(self) -> str:
+        return self._join("calibration_test.png")
 
     @property
     def epochs_path(self) -> str:
