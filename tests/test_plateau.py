@@ -115,7 +115,9 @@ def test_a_resume_after_any_epoch_continues_as_the_uninterrupted_run(finished):
         return
     lr = LR0 if finished == 0 else whole[finished - 1][1]
     _, resumed = _train(_compiled(lr), records, finished, CURVE)
-    assert resumed == pytest.approx(whole[finished:], nan_ok=True)
+    # Flattened: pytest >= 9 refuses nested structures in approx.
+    flat = lambda trace: [value for row in trace for value in row]  # noqa: E731
+    assert flat(resumed) == pytest.approx(flat(whole[finished:]))
 
 
 def test_replay_says_when_training_had_ended():
