@@ -75,7 +75,12 @@ def worker(args: argparse.Namespace) -> None:
     import keras
 
     from optfusion_tf.data.stats import DatasetStats
-    from optfusion_tf.training.experiment import TrainingConfig, compile_for_training, training_batches
+    from optfusion_tf.training.experiment import (
+        TrainingConfig,
+        compile_for_training,
+        epoch_steps,
+        training_batches,
+    )
     from optfusion_tf.models.model import OptFusionModel
 
     stats = DatasetStats.load(args.dataset_dir)
@@ -90,7 +95,7 @@ def worker(args: argparse.Namespace) -> None:
             n=args.n, fusion="search", seed=1, dataset=stats.dataset,
         )
         compile_for_training(model, config)
-        batches = training_batches(config, dist)
+        batches = training_batches(config, dist, epoch_steps(stats, config.batch_size))
         model.fit(batches, epochs=1, steps_per_epoch=args.warmup, verbose=0)
         started = time.perf_counter()
         model.fit(batches, epochs=1, steps_per_epoch=args.steps, verbose=0)

@@ -427,11 +427,12 @@ def _check_the_split_of_work(config: TrainingConfig, stats: DatasetStats, dist: 
         )
     if dist.replicas > 1:
         # training_batches cuts each worker's slice into steps x (its replicas) batches.
-        needed = epoch_steps(stats, config.batch_size) * (dist.replicas // workers)
+        steps = epoch_steps(stats, config.batch_size)
+        needed = steps * (dist.replicas // workers)
         smallest = stats.rows["train"] // workers
         if smallest < needed:
             raise ExperimentError(
-                f"--batch_size={config.batch_size}: an epoch is {needed // (dist.replicas // workers)} "
+                f"--batch_size={config.batch_size}: an epoch is {steps} "
                 f"steps, and each of the {dist.replicas} replicas needs a row in every step, but "
                 f"a worker's slice of the train split has {smallest} rows, fewer than the "
                 f"{needed} batches it must make; use a larger --batch_size."
@@ -493,8 +494,8 @@ def _fit(config: TrainingConfig, stats: DatasetStats, phase: _Phase) -> tuple[Op
     os.makedirs(run.checkpoints_dir, exist_ok=True)
     log_repair(phase.backup_dir)  # a kill while a backup was written: the previous one
     finished_epochs = _backed_up_epochs(phase.backup_dir)
-    train = training_batches(config, dist, first_pass=finished_epochs)
     steps = epoch_steps(stats, config.batch_size)
+    train = training_batches(config, dist, steps, first_pass=finished_epochs)
     patience = effective_patience(config.patience, config.patience_steps, steps)
     nan_guard = StopOnNaN()
     best_so_far = metrics.best
@@ -594,7 +595,9 @@ def epoch_steps(stats: DatasetStats, batch_size: int) -> int:
     return math.ceil(stats.rows["train"] / batch_size)
 
 
-def training_batches(config: TrainingConfig, dist: Distribution, first_pass: int = 0) -> Any:
+def training_batches(
+    config: TrainingConfig, dist: Distribution, steps: int, first_pass: int = 0
+) -> Any:
     """The training split, repeated from pass `first_pass` on (one pass an epoch, each in its
     own seeded order): global batches of config.batch_size, or, under a strategy, per-replica
     batches from each worker's slice of the split.
@@ -604,9 +607,8 @@ def training_batches(config: TrainingConfig, dist: Distribution, first_pass: int
     batch_size / replicas rows each: batches of exactly batch_size / replicas would give a
     pipeline ceil(rows of its slice / (batch_size / replicas)) batches a pass, which need not
     be a whole number of steps, and epochs would then straddle passes (a resumed run would read
-    another order than an uninterrupted one).
+    another order than an uninterrupted one). `steps`: `epoch_steps` of the split.
     """
-    steps = epoch_steps(DatasetStats.load(config.dataset_dir), config.batch_size)
 
     def batches(ctx: Any) -> Any:  # a tf.distribute.InputContext, or None without a strategy
         if ctx is None:
