@@ -252,13 +252,17 @@ def _cli(script: str, *args: str, env_extra: dict | None = None, **kwargs) -> su
 
 
 def test_unknown_flag_values_exit_nonzero_and_write_nothing(dataset_dir, tmp_path):
-    for args in (["--fusion=bogus"], ["--preset=diamond"], ["--shallow=fm"], ["--l2_nn=nan"],
-                 ["--lr_emb=inf"], ["--kernel_init=he"], ["--patience=0", "--patience_steps=0", "--plateau_lr_factor=0.1"],
-                 ["--min_lr=0.01", "--plateau_lr_factor=0.5"], ["--seed=-1"], [f"--seed={2**32}"]):
-        proc = _cli("retrain.py", f"--dataset_dir={dataset_dir}", f"--run_dir={tmp_path / 'r'}", *args)
-        out, _ = proc.communicate(timeout=120)
+    cases = (["--fusion=bogus"], ["--preset=diamond"], ["--shallow=fm"], ["--l2_nn=nan"],
+             ["--lr_emb=inf"], ["--kernel_init=he"],
+             ["--patience=0", "--patience_steps=0", "--plateau_lr_factor=0.1"],
+             ["--min_lr=0.01", "--plateau_lr_factor=0.5"], ["--seed=-1"], [f"--seed={2**32}"])
+    # All at once (each process is mostly TensorFlow's import), each with its own run dir.
+    procs = [_cli("retrain.py", f"--dataset_dir={dataset_dir}", f"--run_dir={tmp_path / str(i)}", *args)
+             for i, args in enumerate(cases)]
+    for i, (args, proc) in enumerate(zip(cases, procs)):
+        out, _ = proc.communicate(timeout=600)
         assert proc.returncode != 0 and args[0].split("=")[0][2:] in out, out
-        assert not (tmp_path / "r").exists()
+        assert not (tmp_path / str(i)).exists()
 
 
 KILL_DURING_SECOND_BACKUP = """
@@ -318,15 +322,32 @@ def test_killed_search_resumes_and_stops_where_an_uninterrupted_run_stops(datase
     stops at the same epoch with the same metrics."""
     args = [f"--dataset_dir={dataset_dir}", "--emb_dim=2", "--n=1", "--batch_size=64",
             "--epochs=8", "--patience=1", "--seed=5", "--lr_emb=0.03", "--lr_nn=0.03"]
+    # Three runs kill themselves with a sitecustomize hook, then run once more without it:
+    # (name, hook, whether the backup's latest weights open after the kill, environment).
+    # Issue 12, item 2: a SIGKILL while epoch 2's backup is written (half-written file): the
+    # rerun falls back to epoch 1's backup, says so, and ends as the uninterrupted run.
+    # Issue 24, item 2: a SIGKILL after epoch 2's backup weights were written whole, before its
+    # metadata: both files open (epoch 2's weights, epoch 1's metadata); the rerun restores
+    # epoch 1's pair, trains epoch 2 once, and ends as the uninterrupted run.
+    # Issue 24, item 1: a SIGKILL after fit ended, while model.keras is written: the rerun
+    # trains no epoch again (the backup was kept) and ends as the uninterrupted run.
+    hooked = {
+        "killed_in_write": (KILL_DURING_SECOND_BACKUP, False, {"TEST_TRUNCATE": "1"}),
+        "killed_before_metadata": (KILL_DURING_SECOND_BACKUP, True, {"TEST_TRUNCATE": "0"}),
+        "killed_after_fit": (KILL_WHILE_SAVING_THE_MODEL, True, {}),
+    }
+    # Every process of a wave runs at once (independent run directories); the suite's time.
     whole = _cli("search.py", *args, f"--run_dir={tmp_path / 'whole'}")
-    out, _ = whole.communicate(timeout=300)
-    assert whole.returncode == 0, out
-
+    killed = {
+        name: _cli("search.py", *args, f"--run_dir={tmp_path / name}",
+                   env_extra={**_with_hook(tmp_path, f"{name}_hooks", hook), **env})
+        for name, (hook, _, env) in hooked.items()
+    }
     run_dir = tmp_path / "resume"
     first = _cli("search.py", *args, f"--run_dir={run_dir}")
     epochs_file = run_dir / "epochs.json"
     backup = run_dir / "backup" / "search" / "training_metadata.json"  # Keras' BackupAndRestore
-    deadline = time.monotonic() + 300
+    deadline = time.monotonic() + 600
     while time.monotonic() < deadline and first.poll() is None:
         if epochs_file.is_file() and backup.is_file():  # epoch 1 finished and backed up
             break
@@ -335,9 +356,23 @@ def test_killed_search_resumes_and_stops_where_an_uninterrupted_run_stops(datase
     first.send_signal(signal.SIGKILL)
     first.communicate()
     assert not (run_dir / "metrics.json").exists()
+    out, _ = whole.communicate(timeout=600)
+    assert whole.returncode == 0, out
+    for name, proc in killed.items():
+        out, _ = proc.communicate(timeout=600)
+        assert proc.returncode == -signal.SIGKILL, out
+        assert not (tmp_path / name / "metrics.json").exists()
+        try:
+            with h5py.File(tmp_path / name / "backup" / "search" / "latest.weights.h5", "r"):
+                opened = True
+        except OSError:
+            opened = False
+        assert opened == hooked[name][1], name
 
+    # Second wave: the killed runs again, without their hooks.
     second = _cli("search.py", *args, f"--run_dir={run_dir}")
-    out, _ = second.communicate(timeout=300)
+    again = {name: _cli("search.py", *args, f"--run_dir={tmp_path / name}") for name in hooked}
+    out, _ = second.communicate(timeout=600)
     assert second.returncode == 0, out
     # One line per epoch, ours (no progress bar: the output is not a terminal).
     assert "Resuming" in out and "epoch 1/8:" not in out and "epoch 2/8:" in out, out
@@ -357,51 +392,23 @@ def test_killed_search_resumes_and_stops_where_an_uninterrupted_run_stops(datase
     assert resumed_metrics["seconds_this_process"] > sum(r["seconds"] for r in resumed[1:])
     assert whole_metrics["seconds"] == whole_metrics["seconds_this_process"]
 
-    def kill_then_rerun(name: str, hook: str, weights_open: bool, **env: str) -> tuple[pathlib.Path, str]:
-        """Runs the search with sitecustomize `hook`, which SIGKILLs it, checks whether the
-        backup's latest weights open, then runs it once more without the hook and checks that
-        the rerun ends with the uninterrupted run's metrics."""
-        killed_dir = tmp_path / name
-        killed = _cli("search.py", *args, f"--run_dir={killed_dir}",
-                      env_extra={**_with_hook(tmp_path, f"{name}_hooks", hook), **env})
-        out, _ = killed.communicate(timeout=300)
-        assert killed.returncode == -signal.SIGKILL, out
-        assert not (killed_dir / "metrics.json").exists()
-        try:
-            with h5py.File(killed_dir / "backup" / "search" / "latest.weights.h5", "r"):
-                opened = True
-        except OSError:
-            opened = False
-        assert opened == weights_open
-        again = _cli("search.py", *args, f"--run_dir={killed_dir}")
-        out, _ = again.communicate(timeout=300)
-        assert again.returncode == 0, out
-        rerun = json.loads((killed_dir / "metrics.json").read_text())
+    outs = {}
+    for name, proc in again.items():
+        outs[name], _ = proc.communicate(timeout=600)
+        assert proc.returncode == 0, outs[name]
+        rerun = json.loads((tmp_path / name / "metrics.json").read_text())
         for key in ("best_epoch", "valid_auc", "test_auc", "test_logloss"):
-            assert rerun[key] == whole_metrics[key], key
-        return killed_dir, out
-
-    # Issue 12, item 2: a SIGKILL while epoch 2's backup is written (the child kills itself
-    # when latest.weights.h5 first changes, leaving it half-written) does not wedge the run:
-    # the rerun falls back to epoch 1's backup, says so, and ends as the uninterrupted run.
-    _, out = kill_then_rerun("killed_in_write", KILL_DURING_SECOND_BACKUP, False, TEST_TRUNCATE="1")
+            assert rerun[key] == whole_metrics[key], (name, key)
+    out = outs["killed_in_write"]
     assert "the latest backup is damaged" in out and "resuming from the previous one (after epoch 1)" in out, out
-
-    # Issue 24, item 2: a SIGKILL after epoch 2's backup weights were written whole, before its
-    # metadata: both files open (epoch 2's weights, epoch 1's metadata); the rerun restores
-    # epoch 1's pair, trains epoch 2 once, and ends as the uninterrupted run.
-    _, out = kill_then_rerun("killed_before_metadata", KILL_DURING_SECOND_BACKUP, True, TEST_TRUNCATE="0")
+    out = outs["killed_before_metadata"]
     assert "as the previous backup does" in out and "(after epoch 1)" in out, out
-
-    # Issue 24, item 1: a SIGKILL after fit ended, while model.keras is written: the rerun
-    # trains no epoch again (the backup was kept) and ends as the uninterrupted run.
-    late_dir, out = kill_then_rerun("killed_after_fit", KILL_WHILE_SAVING_THE_MODEL, True)
+    out = outs["killed_after_fit"]
     assert "Resuming" in out and "training ended in an earlier process" in out, out
     assert not re.search(r"epoch \d+/8:", out), out
-    late_epochs = json.loads((late_dir / "epochs.json").read_text())["epochs"]
+    late_epochs = json.loads((tmp_path / "killed_after_fit" / "epochs.json").read_text())["epochs"]
     assert [r["epoch"] for r in late_epochs] == [r["epoch"] for r in expected]
-    assert not (late_dir / "backup").exists()
-
+    assert not (tmp_path / "killed_after_fit" / "backup").exists()
 
 
 def test_the_scripts_print_our_lines_only(dataset_dir, tmp_path):
