@@ -209,6 +209,40 @@ def test_save_weights_and_checkpoint_restore_optimizer_state(tmp_path):
                 np.testing.assert_array_equal(a, b)
 
 
+def _h5_arrays(path):
+    import h5py
+
+    arrays = []
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda name, obj: arrays.append(name) if isinstance(obj, h5py.Dataset) else None)
+    return arrays
+
+
+def test_weights_file_holds_each_optimizer_variable_once(tmp_path, monkeypatch):
+    # Keras' MultiOptimizer wrote every group's moments twice (under "optimizer" and under each
+    # group), so a run directory's files were 5 table sizes instead of 3 (issue 26, item 7).
+    x, y = _data()
+    model = _compile(_built())
+    model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0)
+    path = str(tmp_path / "w.weights.h5")
+    model.save_weights(path)
+    assert len(_h5_arrays(path)) == len(model.weights) + len(model.optimizer.variables)
+    # A file written the old way (the state twice) still restores every group.
+    old = str(tmp_path / "old.weights.h5")
+    monkeypatch.setattr(type(model.optimizer), "save_own_variables",
+                        keras.optimizers.MultiOptimizer.save_own_variables)
+    model.save_weights(old)
+    monkeypatch.undo()
+    assert len(_h5_arrays(old)) > len(_h5_arrays(path))
+    fresh = _compile(_built())
+    fresh.optimizer.build(fresh.trainable_variables)
+    fresh.load_weights(old)
+    for name in ("embedding_optimizer", "network_optimizer", "architecture_optimizer"):
+        for a, b in zip(_moments(getattr(model, name)), _moments(getattr(fresh, name))):
+            np.testing.assert_array_equal(a, b)
+    assert int(fresh.optimizer.iterations.numpy()) == len(x) // BATCH
+
+
 def test_backup_and_restore_resumes_optimizer_state(tmp_path):
     x, y = _data()
     backup = str(tmp_path / "backup")

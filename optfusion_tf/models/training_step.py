@@ -185,7 +185,7 @@ class GroupedOptimizerModel(keras.Model):
         if loss is None:
             loss = keras.losses.BinaryCrossentropy(from_logits=True)
         super().compile(
-            optimizer=keras.optimizers.MultiOptimizer(_GroupSelector(self)),
+            optimizer=_GroupMultiOptimizer(_GroupSelector(self)),
             loss=loss,
             **kwargs,
         )
@@ -319,6 +319,28 @@ class _GroupSelector:
     def __call__(self, variable: keras.Variable) -> keras.optimizers.Optimizer:
         group = self._model._group_of_variables().group_of[id(variable)]
         return self._model._group_optimizers()[group]
+
+
+class _GroupMultiOptimizer(keras.optimizers.MultiOptimizer):
+    """Keras' `MultiOptimizer`, whose state is written once.
+
+    Keras 3.15's `MultiOptimizer.variables` lists its own variables and every inner optimizer's,
+    and its saving writes `variables` under the wrapper *and* each inner optimizer under it
+    again: a `.keras` or `.weights.h5` file held every Adam moment twice (5 copies of the
+    embedding table's size instead of 3). This one writes only its own variables (`iterations`);
+    the inner optimizers write theirs. Files written the old way are still read.
+    """
+
+    def save_own_variables(self, store: Any) -> None:
+        for i, variable in enumerate(self._variables):
+            store[str(i)] = variable.numpy()
+
+    def load_own_variables(self, store: Any) -> None:
+        if len(store.keys()) != len(self._variables):  # a file with the duplicated state
+            super().load_own_variables(store)
+            return
+        for i, variable in enumerate(self._variables):
+            variable.assign(store[str(i)])
 
 
 @dataclasses.dataclass(frozen=True)
