@@ -1,4 +1,6 @@
-"""Validation AUC per epoch of several models on one dataset, as a PNG (bench/peers.py).
+"""The quality benchmarks' pictures (PNG): validation AUC per epoch of several models on one
+dataset (bench/peers.py), and test AUC per model, mean with a +-std bar and every seed as a dot
+(bench/quality.py, bench/peers.py).
 
 Figures are drawn with `matplotlib.figure.Figure` and the Agg canvas directly, as
 optfusion_tf/analysis/architecture_plot.py does: no pyplot state, no display needed.
@@ -54,6 +56,50 @@ def plot_validation_curves(
     axes.set_title(title, fontsize=10)
     axes.grid(alpha=0.3)
     axes.legend(fontsize=8, loc="lower right")
+    return _save(figure, path)
+
+
+def plot_test_auc(rows: Mapping[str, Mapping], path: str, title: str) -> str:
+    """Writes test AUC per model: the mean over seeds with a +-std bar, every seed a dot; the
+    best mean is marked by a vertical line.
+
+    Args:
+        rows: model name -> bench_data.summary() of its runs (test_auc_mean, test_auc_std,
+            runs[i]["test_auc"]), in the order to draw top to bottom. A name starting with
+            "DeepCTR" is drawn in grey.
+        path: the PNG to write (atomically, as plot_validation_curves).
+        title: the figure's title.
+
+    Returns:
+        `path`.
+    """
+    figure = Figure(figsize=(8, 0.9 + 0.42 * max(1, len(rows))), dpi=110)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    names = list(rows)
+    for y, name in enumerate(names):
+        row = rows[name]
+        color = "tab:gray" if name.startswith("DeepCTR") else "tab:blue"
+        axes.errorbar(row["test_auc_mean"], y, xerr=row["test_auc_std"], fmt="s", color=color,
+                      capsize=4, markersize=6)
+        seeds = [r["test_auc"] for r in row.get("runs", [])]
+        axes.plot(seeds, [y] * len(seeds), "o", color=color, alpha=0.35, markersize=4)
+        axes.annotate(f"{row['test_auc_mean']:.4f} ± {row['test_auc_std']:.4f}",
+                      (row["test_auc_mean"], y), textcoords="offset points", xytext=(0, 7),
+                      ha="center", fontsize=7)
+    if names:
+        axes.axvline(max(r["test_auc_mean"] for r in rows.values()), color="tab:red",
+                     linewidth=0.8, alpha=0.6)
+    axes.set_yticks(range(len(names)), names, fontsize=8)
+    axes.set_ylim(len(names) - 0.5, -0.7)  # first model on top
+    axes.set_xlabel("test AUC (exact): mean ± std over seeds, dots: each seed")
+    axes.set_title(title, fontsize=10)
+    axes.grid(axis="x", alpha=0.3)
+    return _save(figure, path)
+
+
+def _save(figure: Figure, path: str) -> str:
+    """Lays `figure` out and writes it to `path` through a temporary file (its folder made)."""
     figure.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = f"{path}.tmp.png"

@@ -15,7 +15,8 @@ and seed, trains
   early stop after max(--patience, ceil(--patience_steps / steps per epoch)) epochs without a
   gain (optfusion_tf.training.plateau.effective_patience), best weights restored;
 then prints one table per dataset, writes <workdir>/<dataset>_val_auc.png (validation AUC per
-epoch of every model, first seed), and, last, prints one JSON object with every run.
+epoch of every model, first seed) and <workdir>/<dataset>_test_auc.png (test AUC per model,
+mean ± std and every seed), and, last, prints one JSON object with every run.
 
 Needs the `peers` extra (`pip install -e ".[peers]"`: deepctr and tf-keras): without it the
 script says which command installs it and exits 1 (`--peers=` with no model trains ours only).
@@ -39,7 +40,7 @@ import keras  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 
 import bench_data  # noqa: E402
-from curves import plot_validation_curves  # noqa: E402
+from curves import plot_test_auc, plot_validation_curves  # noqa: E402
 from optfusion_tf.data.stats import DatasetStats  # noqa: E402
 from optfusion_tf.training.experiment import TrainingConfig, run_retrain, run_search  # noqa: E402
 from optfusion_tf.training.plateau import effective_patience  # noqa: E402
@@ -201,16 +202,17 @@ def main(argv: Sequence[str]) -> None:
             f"{FLAGS.emb_dim}, batch {data.batch_size}, the same stopping rule "
             f"(dot: best epoch)",
         )
+        title = (f"{data.name}: emb_dim {FLAGS.emb_dim}, batch {data.batch_size}, "
+                 f"{len(FLAGS.seeds)} seeds (mean ± std)")
+        auc_png = plot_test_auc(rows, os.path.join(FLAGS.workdir, f"{data.name}_test_auc.png"),
+                                title)
         report[data.name] = {"batch_size": data.batch_size, "emb_dim": FLAGS.emb_dim,
-                             "patience_epochs": patience,
-                             "models": rows, "verdict": verdict(rows), "curves_png": png}
-        bench_data.print_table(
-            f"{data.name}: emb_dim {FLAGS.emb_dim}, batch {data.batch_size}, "
-            f"{len(FLAGS.seeds)} seeds (mean ± std)", rows,
-        )
+                             "patience_epochs": patience, "models": rows,
+                             "verdict": verdict(rows), "curves_png": png, "test_auc_png": auc_png}
+        bench_data.print_table(title, rows)
         for line in report[data.name]["verdict"]["lines"]:
             print(line)
-        print(f"validation curves: {png}")
+        print(f"validation curves: {png}\ntest AUC picture: {auc_png}")
     print(json.dumps(report))
 
 

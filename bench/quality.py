@@ -28,6 +28,7 @@ import keras  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 
 import bench_data  # noqa: E402
+from curves import plot_test_auc  # noqa: E402
 from optfusion_tf.demo.demo_models import RETRAINS, train_demo_models  # noqa: E402
 from optfusion_tf.training.experiment import ExperimentError, TrainingConfig  # noqa: E402
 
@@ -86,10 +87,12 @@ def main(argv: Sequence[str]) -> None:
                 logging.warning("%s / %s / seed %d: test AUC %.4f", data.name, result.model,
                                 seed, result.metrics["test_auc"])
         report[data.name] = {model: bench_data.summary(rs) for model, rs in runs.items()}
-        bench_data.print_table(
-            f"{data.name}: emb_dim {FLAGS.emb_dim}, batch {data.batch_size}, "
-            f"{len(FLAGS.seeds)} seeds (mean ± std)", report[data.name],
-        )
+        title = (f"{data.name}: emb_dim {FLAGS.emb_dim}, batch {data.batch_size}, "
+                 f"{len(FLAGS.seeds)} seeds (mean ± std)")
+        bench_data.print_table(title, report[data.name])
+        png = plot_test_auc(report[data.name],
+                            os.path.join(FLAGS.workdir, f"{data.name}_test_auc.png"), title)
+        print(f"test AUC picture: {png}")
     for failure in failures:
         print(f"FAILED {failure}")
     print(json.dumps(report | {"failures": failures}))

@@ -103,6 +103,8 @@ def test_both_sides_stop_by_the_same_rule_and_the_curves_are_drawn(dataset_dir, 
         assert len(curve) == run["best_epoch"] + patience or len(curve) == 100, model
     png = tmp_path / "ds_val_auc.png"
     assert report["curves_png"] == str(png) and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    auc_png = tmp_path / "ds_test_auc.png"  # issue 26, item 4
+    assert report["test_auc_png"] == str(auc_png) and auc_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_frappe_is_the_csv2tf_split_of_the_shared_file(tmp_path):

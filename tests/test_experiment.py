@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import json
 import os
@@ -15,8 +16,10 @@ import time
 
 import h5py
 import pytest
+import tensorflow as tf
 from conftest import demo_dataset
 from tensorboard.backend.event_processing import event_accumulator
+from tensorboard.plugins.hparams import plugin_data_pb2 as hparams_plugin_data_pb2
 
 from optfusion_tf.architecture.arch_spec import ArchSpec
 from optfusion_tf.data.stats import DatasetStats
@@ -82,8 +85,26 @@ def test_search_writes_the_run_directory(search_run, dataset_dir):
     tags = _tags(search_run / "tensorboard")
     for tag in ("epoch_loss", "val_auc", "val_logloss", "alpha", "alpha/connection_matrix",
                 "beta/O/add", "architecture", "lr/embedding", "lr/network", "lr/architecture",
-                "operation_scale/O/prod", "operation_zeros/S1/att", "calibration/test"):
+                "operation_scale/O/prod", "operation_zeros/S1/att", "calibration/test",
+                "_hparams_/session_start_info", "final/test_auc", "final/valid_auc"):
         assert tag in tags, f"{tag} missing from {sorted(tags)}"
+    # Issue 26, item 4: the run's flags in the HParams dashboard, and a row in results.csv.
+    plugin = event_accumulator.EventAccumulator(
+        str(next((search_run / "tensorboard" / "hparams").glob("events.*"))),
+        size_guidance={"tensors": 0})
+    plugin.Reload()
+    start = hparams_plugin_data_pb2.HParamsPluginData.FromString(
+        plugin.SummaryMetadata("_hparams_/session_start_info").plugin_data.content).session_start_info
+    assert start.hparams["emb_dim"].number_value == 2 and start.group_name == "search"
+    assert start.hparams["embedding_optimizer"].string_value == "lazy_adam"
+    final_auc = tf.make_ndarray(plugin.Tensors("final/test_auc")[0].tensor_proto)
+    assert final_auc == pytest.approx(metrics["test_auc"])
+    rows = list(csv.DictReader((search_run.parent / "results.csv").open()))
+    assert len(rows) == 1 and rows[0]["run"] == str(search_run)
+    assert (rows[0]["stage"], rows[0]["model"], rows[0]["emb_dim"]) == ("search", "search", "2")
+    assert float(rows[0]["test_auc"]) == metrics["test_auc"]
+    epochs = json.loads((search_run / "epochs.json").read_text())["epochs"]
+    assert int(rows[0]["epochs"]) == len(epochs) and int(rows[0]["best_epoch"]) == metrics["best_epoch"]
 
 
 @pytest.mark.parametrize("fusion", ["hard", "soft"])
@@ -93,6 +114,8 @@ def test_retrain_from_the_searched_arch(dataset_dir, search_run, tmp_path, fusio
     metrics = run_retrain(config, [], given=set())
     assert METRIC_KEYS <= set(metrics) and metrics["fusion"] == fusion
     assert ArchSpec.load(tmp_path / fusion / "arch.json") == ArchSpec.load(search_run / "arch.json")
+    (row,) = csv.DictReader((tmp_path / "results.csv").open())
+    assert (row["stage"], row["model"], float(row["test_auc"])) == ("retrain", fusion, metrics["test_auc"])
 
 
 def test_flags_txt_of_an_arch_retrain_holds_the_arch_values(dataset_dir, search_run, tmp_path):

@@ -20,6 +20,7 @@ deleted at the end).
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import glob
 import json
 import math
@@ -68,6 +69,13 @@ from optfusion_tf.training.run_dir import (
     set_seed,
 )
 from optfusion_tf.training.tensorboard_callbacks import ArchitectureSummaries
+from optfusion_tf.training.tracking import (
+    RESULTS_FILE,
+    ResultsTableError,
+    append_result,
+    hparam_values,
+    write_hparams,
+)
 
 MODEL_FILE = "model.keras"
 EVAL_BATCH_SIZE = 16384
@@ -684,4 +692,28 @@ def _finish(
         **extras,
     )
     shutil.rmtree(run.backup_dir, ignore_errors=True)  # complete: nothing left to resume
+    if dist.role.is_chief:
+        _track(config, run, metrics)
     return metrics
+
+
+def _track(config: TrainingConfig, run: RunDir, metrics: dict[str, Any]) -> None:
+    """The finished run in TensorBoard's HParams dashboard and in <runs parent>/results.csv."""
+    name = os.path.basename(os.path.normpath(run.path))
+    write_hparams(run.tensorboard_dir, name, hparam_values(config), metrics)
+    epochs = []
+    if os.path.isfile(run.epochs_path):
+        with open(run.epochs_path, encoding="utf-8") as f:
+            epochs = json.load(f)["epochs"]
+    results = os.path.join(os.path.dirname(os.path.abspath(run.path)), RESULTS_FILE)
+    row = {key: metrics[key] for key in ("valid_auc", "valid_logloss", "test_auc", "test_logloss",
+                                         "best_epoch", "seconds", "dataset", "stage")}
+    row |= {key: getattr(config, key) for key in ("emb_dim", "batch_size", "lr_emb", "lr_nn",
+                                                  "l2_emb", "l2_nn", "embedding_optimizer", "seed")}
+    model = "search" if metrics["stage"] == "search" else (config.preset or metrics["fusion"])
+    row |= {"finished": datetime.datetime.now().isoformat(timespec="seconds"), "run": run.path,
+            "model": model, "epochs": len(epochs) or None}
+    try:
+        append_result(results, row)
+    except (ResultsTableError, OSError) as e:
+        logging.warning("results table not updated: %s", e)
