@@ -23,7 +23,10 @@ setup(
         "google-crc32c>=1.5,<2",
     ],
     extras_require={
-        "test": ["pytest>=8,<10"],
+        # The TF Serving client (PredictRequest, PredictionService stub): tools/serving_smoke.py
+        # --grpc_target and the README's gRPC example; the tests check both against a stand-in.
+        "serving": ["tensorflow-serving-api>=2.21,<2.22"],
+        "test": ["pytest>=8,<10", "tensorflow-serving-api>=2.21,<2.22"],
         "bench": ["psutil>=5.9,<8"],
         # DeepCTR beside our models in bench/peers.py (legacy Keras, run in its own process).
         "peers": ["deepctr==0.9.4", "tf-keras>=2.21,<2.22"],

@@ -33,8 +33,9 @@ FLAGS = flags.FLAGS
 
 PROBABILITY = "probability"
 GRPC_MISSING = (
-    "--grpc_target needs the TF Serving client protos: pip install tensorflow-serving-api "
-    "(the version matching your TensorFlow). Leave out --grpc_target to check REST only."
+    "--grpc_target needs the TF Serving client (tensorflow-serving-api): pip install -e "
+    '".[serving]" in this repository, or pip install "tensorflow-serving-api==<your TensorFlow '
+    'version>" on the serving host. Leave out --grpc_target to check REST only.'
 )
 
 
@@ -107,8 +108,19 @@ def grpc_predictions(target: str, model_name: str, version: int, name: str, body
     for key, values in input_columns(body).items():
         dtype = tf.int64 if key == "feature_ids" else tf.string
         request.inputs[key].CopyFrom(tf.make_tensor_proto(values, dtype=dtype))
-    with grpc.insecure_channel(target) as channel:
-        response = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=timeout)
+    try:
+        with grpc.insecure_channel(target) as channel:
+            response = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=timeout)
+    except grpc.RpcError as e:
+        hint = {
+            grpc.StatusCode.UNAVAILABLE: "cannot reach TF Serving there",
+            grpc.StatusCode.DEADLINE_EXCEEDED: f"no answer within {timeout:g} s",
+            grpc.StatusCode.NOT_FOUND: f"the server does not serve model {model_name!r} version {version}",
+            grpc.StatusCode.INVALID_ARGUMENT: f"the server's {name!r} signature does not take this request",
+        }.get(e.code(), "the server refused the request")
+        raise SmokeError(f"{target}: gRPC {e.code().name}: {hint} ({e.details()})") from None
+    if PROBABILITY not in response.outputs:
+        raise SmokeError(f"{target}: the {name!r} answer has no {PROBABILITY!r} output (outputs: {sorted(response.outputs)})")
     return tf.make_ndarray(response.outputs[PROBABILITY]).reshape(-1)
 
 
