@@ -11,7 +11,9 @@ last line is one JSON object with every run.
 A recipe is a set of TrainingConfig fields (the flags of search.py / retrain.py) over the
 defaults; "defaults" is what the flags give today. RECIPES lists what was compared: "before"
 (this project's recipe until issue 11), "issue 11 defaults" (FuxiCTR's protocol with lazy_adam
-and torch kernels) and, named "defaults - ...", today's defaults with one thing changed.
+and torch kernels), "round 1 defaults" (issue 23's first recipe: lazy_adam everywhere, no L2 on
+the network) with one thing changed ("round 1 - ..."), and today's defaults with one thing
+changed ("defaults - ...").
 """
 
 from __future__ import annotations
@@ -43,19 +45,24 @@ ISSUE_11 = dict(
     l2_emb=1e-5, l2_nn=0.0, embedding_optimizer="lazy_adam", embedding_init_std=1e-4,
     kernel_init="torch", clip_global_norm=10.0, shuffle="examples",
 )
-# Each "defaults - X" changes one part of today's defaults back or to an alternative.
+# The first defaults of issue 23 (round 1): lazy_adam on every table and no L2 on the network.
+ROUND_1 = dict(embedding_optimizer="lazy_adam", l2_nn=0.0)
+# Each "round 1 - X" changes one part of round 1 back or to an alternative; each "defaults - X"
+# one part of today's defaults.
 RECIPES = {
     "before": BEFORE,
     "issue 11 defaults": ISSUE_11,
     "issue 11 defaults + glorot_normal kernels": {**ISSUE_11, "kernel_init": "glorot_normal"},
-    "defaults - torch kernels": {"kernel_init": "torch"},
-    "defaults - x0.1 lr step": {"plateau_lr_factor": 0.1},
-    "defaults - patience_steps 0": {"patience_steps": 0},
-    "defaults - dense adam": {"embedding_optimizer": "adam"},
-    "defaults - chunks shuffle": {"shuffle": "chunks"},
-    "defaults - embedding init 1e-3": {"embedding_init_std": 1e-3},
-    "defaults - l2_emb 0": {"l2_emb": 0.0},
-    "defaults - no clipping": {"clip_global_norm": 0.0},
+    "round 1 defaults": ROUND_1,
+    "round 1 - torch kernels": {**ROUND_1, "kernel_init": "torch"},
+    "round 1 - x0.1 lr step": {**ROUND_1, "plateau_lr_factor": 0.1},
+    "round 1 - patience_steps 0": {**ROUND_1, "patience_steps": 0},
+    "round 1 - chunks shuffle": {**ROUND_1, "shuffle": "chunks"},
+    "round 1 - embedding init 1e-3": {**ROUND_1, "embedding_init_std": 1e-3},
+    "round 1 - l2_emb 0": {**ROUND_1, "l2_emb": 0.0},
+    "round 1 - no clipping": {**ROUND_1, "clip_global_norm": 0.0},
+    "defaults - lazy_adam": {"embedding_optimizer": "lazy_adam"},
+    "defaults - l2_nn 0": {"l2_nn": 0.0},
     "defaults": {},
 }
 

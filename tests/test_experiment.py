@@ -15,6 +15,7 @@ import sys
 import time
 
 import h5py
+import keras
 import pytest
 import tensorflow as tf
 from conftest import demo_dataset
@@ -23,9 +24,12 @@ from tensorboard.plugins.hparams import plugin_data_pb2 as hparams_plugin_data_p
 
 from optfusion_tf.architecture.arch_spec import ArchSpec
 from optfusion_tf.data.stats import DatasetStats
+from optfusion_tf.models.model import OptFusionModel
+from optfusion_tf.optimizers.lazy_adam import LazyAdam
 from optfusion_tf.training.experiment import (
     ExperimentError,
     TrainingConfig,
+    compile_for_training,
     retrain_arch,
     run_retrain,
     run_search,
@@ -96,7 +100,7 @@ def test_search_writes_the_run_directory(search_run, dataset_dir):
     start = hparams_plugin_data_pb2.HParamsPluginData.FromString(
         plugin.SummaryMetadata("_hparams_/session_start_info").plugin_data.content).session_start_info
     assert start.hparams["emb_dim"].number_value == 2 and start.group_name == "search"
-    assert start.hparams["embedding_optimizer"].string_value == "lazy_adam"
+    assert start.hparams["embedding_optimizer"].string_value == "auto"
     final_auc = tf.make_ndarray(plugin.Tensors("final/test_auc")[0].tensor_proto)
     assert final_auc == pytest.approx(metrics["test_auc"])
     rows = list(csv.DictReader((search_run.parent / "results.csv").open()))
@@ -460,3 +464,13 @@ def test_the_scripts_print_our_lines_only(dataset_dir, tmp_path):
     assert "I0000" in detailed  # the C++ lines
     assert [line for line in detailed.splitlines() if "] " in line and "I0000" not in line
             and "experiment.py" not in line and "evaluation.py" not in line]  # other libraries'
+
+
+@pytest.mark.parametrize("feature_num, expected", [(2_048, keras.optimizers.Adam), (2_049, LazyAdam)])
+def test_auto_embedding_optimizer_follows_the_table_size(feature_num, expected):
+    """The default `auto` (issue 23): dense Adam while the table has no more rows than a batch
+    has ids (here 512 x 4 = 2,048), lazy_adam above; the network gets the default L2 1e-5."""
+    model = OptFusionModel(feature_num=feature_num, num_fields=4, emb_dim=2, n=1, seed=0)
+    compile_for_training(model, TrainingConfig(dataset_dir="", run_dir="", batch_size=512))
+    assert type(model.embedding_optimizer) is expected
+    assert model.get_compile_config()["l2_nn"] == 1e-5

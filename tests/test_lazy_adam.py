@@ -5,7 +5,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from optfusion_tf.optimizers.lazy_adam import LazyAdam, make_embedding_optimizer, sum_duplicate_rows
+from optfusion_tf.optimizers.lazy_adam import (
+    LazyAdam,
+    make_embedding_optimizer,
+    resolve_embedding_optimizer,
+    sum_duplicate_rows,
+)
 
 VOCAB, DIM, STEPS = 6, 3, 5
 HYPER = dict(learning_rate=0.05, beta_1=0.8, beta_2=0.95, epsilon=1e-6)
@@ -151,5 +156,21 @@ def test_make_embedding_optimizer():
     for optimizer in (lazy, dense):
         assert optimizer.get_config()["learning_rate"] == pytest.approx(3e-4)
         assert optimizer.epsilon == 1e-8  # torch Adam's default, as the reference
-    with pytest.raises(ValueError, match=r"one of \('lazy_adam', 'adam'\). Received: name='sgd'"):
-        make_embedding_optimizer("sgd", 1e-3)
+    for name in ("sgd", "auto"):
+        with pytest.raises(ValueError, match=f"'lazy_adam' or 'adam'.*Received: name='{name}'"):
+            make_embedding_optimizer(name, 1e-3)
+
+
+@pytest.mark.parametrize(
+    "name, table_rows, expected",
+    [
+        ("auto", 40_960, "adam"),  # as many rows as a batch has ids (4096 x 10)
+        ("auto", 5_234, "adam"),  # Frappe's table at batch 4096
+        ("auto", 40_961, "lazy_adam"),
+        ("auto", 6_780_368, "lazy_adam"),  # Criteo at threshold 2
+        ("lazy_adam", 10, "lazy_adam"),  # a name given explicitly is kept
+        ("adam", 10_000_000, "adam"),
+    ],
+)
+def test_resolve_embedding_optimizer(name, table_rows, expected):
+    assert resolve_embedding_optimizer(name, table_rows, ids_per_batch=4096 * 10) == expected

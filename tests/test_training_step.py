@@ -317,7 +317,7 @@ def test_compile_argument_errors():
         model.compile(embedding_optimizer=LazyAdam(l2=1e-3), network_optimizer="adam", l2_emb=1e-4)
     with pytest.raises(ValueError, match=r"`l2_nn` must be a finite float >= 0. Received: l2_nn=-1"):
         model.compile(embedding_optimizer="lazy_adam", network_optimizer="adam", l2_nn=-1)
-    with pytest.raises(ValueError, match=r"lazy_adam', 'adam'\). Received: name='sgd'"):
+    with pytest.raises(ValueError, match=r"'lazy_adam' or 'adam' .* Received: name='sgd'"):
         model.compile(embedding_optimizer="sgd", network_optimizer="adam")
     for bad in (float("inf"), float("nan")):
         with pytest.raises(ValueError, match="`clip_global_norm` must be a finite float"):

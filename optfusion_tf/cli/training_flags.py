@@ -2,8 +2,9 @@
 
 The training recipe's defaults were chosen by measured test AUC against DeepCTR on the same
 rows (bench/recipe.py, bench/peers.py, README "Training recipe"): Adam 1e-3, gradients clipped
-to norm 10, N(0, 1e-4) embeddings, L2 1e-5 on the embedding only (FuxiCTR's values) with
-lazy_adam, glorot-normal kernels, early stopping after max(2 epochs, 128 steps) without a
+to norm 10, N(0, 1e-4) embeddings, coupled L2 1e-5 on the embedding (FuxiCTR's value) and on
+the network (DeepCTR's cross-layer value), dense Adam on tables no larger than a batch's ids
+and lazy_adam above (auto), glorot-normal kernels, early stopping after max(2 epochs, 128 steps) without a
 validation-AUC gain and no learning-rate step (a step at the first flat epoch, or patience 2 on
 17-step epochs, ended Frappe runs on their plateau). The search keeps the reference's arch_lr
 0.1 and init_constant 0.5; the paper's per-dataset settings are in configs/*.flags.
@@ -19,8 +20,8 @@ from optfusion_tf.architecture.arch_spec import OPERATION_NORMS, OPERATIONS, PRE
 from optfusion_tf.data.reader import SHUFFLES
 from optfusion_tf.distribute.distribution import DEFAULT_CLUSTER_WAIT_S, STRATEGIES
 from optfusion_tf.layers.initializers import KERNEL_INITS
+from optfusion_tf.optimizers.lazy_adam import EMBEDDING_OPTIMIZERS
 
-EMBEDDING_OPTIMIZERS = ("lazy_adam", "adam")
 SELECTIONS = ("one_shot", "sequential")
 RETRAIN_FUSIONS = ("hard", "soft", *OPERATIONS)
 
@@ -83,13 +84,14 @@ def define_common_flags() -> None:
     )
     flags.DEFINE_float("lr_nn", 1e-3, "Adam learning rate of the network weights.", lower_bound=0.0)
     flags.DEFINE_float("l2_emb", 1e-5, "Coupled L2 on the embedding rows.", lower_bound=0.0)
-    flags.DEFINE_float("l2_nn", 0.0, "Coupled L2 on the network weights.", lower_bound=0.0)
+    flags.DEFINE_float("l2_nn", 1e-5, "Coupled L2 on the network weights.", lower_bound=0.0)
     flags.DEFINE_enum(
         "embedding_optimizer",
-        "lazy_adam",
+        "auto",
         EMBEDDING_OPTIMIZERS,
         "lazy_adam updates only the embedding rows in the batch; adam updates the whole table "
-        "(what the reference does).",
+        "(what the reference does); auto is adam when the table has no more rows than a batch "
+        "has ids (batch_size x fields), else lazy_adam.",
     )
     flags.DEFINE_float(
         "embedding_init_std", 1e-4, "Standard deviation of the normal embedding initialization.",

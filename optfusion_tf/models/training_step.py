@@ -40,6 +40,7 @@ GROUPS = ("embedding", "network", "architecture")
 DEFAULT_LR = 1e-3
 DEFAULT_ARCH_LR = 0.1
 DEFAULT_L2_EMB = 1e-5
+DEFAULT_L2_NN = 1e-5
 
 
 class GroupedOptimizerModel(keras.Model):
@@ -89,7 +90,7 @@ class GroupedOptimizerModel(keras.Model):
         network_optimizer: str | keras.optimizers.Optimizer | None = None,
         architecture_optimizer: str | keras.optimizers.Optimizer | None = None,
         l2_emb: float | None = None,
-        l2_nn: float = 0.0,
+        l2_nn: float = DEFAULT_L2_NN,
         clip_global_norm: float = 10.0,
         loss: Any = None,
         **kwargs: Any,
@@ -98,6 +99,9 @@ class GroupedOptimizerModel(keras.Model):
 
         `compile()` with no optimizer gives the scripts' recipe: `lazy_adam` 1e-3 on the
         embedding, Adam 1e-3 on the network, Adam 0.1 on the architecture variables (if any).
+        (The scripts' `--embedding_optimizer=auto` picks dense `"adam"` for a table with no
+        more rows than a batch has ids; compile does not know the batch: pass
+        `embedding_optimizer="adam"` for such a table.)
 
         Args:
             optimizer: as for any Keras model, one optimizer (a name or an instance) for every
@@ -115,7 +119,8 @@ class GroupedOptimizerModel(keras.Model):
                 (an instance created with a different non-zero `l2` is an error). None (the
                 default): the `l2` of a `LazyAdam` that has one, else DEFAULT_L2_EMB (1e-5,
                 the scripts' `--l2_emb`).
-            l2_nn: coupled L2 on the network variables (idem for a `LazyAdam`).
+            l2_nn: coupled L2 on the network variables (idem for a `LazyAdam`); default
+                DEFAULT_L2_NN (1e-5, the scripts' `--l2_nn`).
             clip_global_norm: when > 0, the gradients of all groups together are clipped to this
                 global norm before the optimizers see them (FuxiCTR's `max_gradient_norm`,
                 torch `clip_grad_norm_` over every parameter); 0 turns it off. The default,

@@ -58,7 +58,7 @@ from optfusion_tf.training.evaluation import (
     evaluate_split,
     predict_logits,
 )
-from optfusion_tf.optimizers.lazy_adam import make_embedding_optimizer
+from optfusion_tf.optimizers.lazy_adam import make_embedding_optimizer, resolve_embedding_optimizer
 from optfusion_tf.models.model import OptFusionModel
 from optfusion_tf.training.plateau import ValidationPlateau, effective_patience
 from optfusion_tf.training.run_dir import (
@@ -107,8 +107,8 @@ class TrainingConfig:
     lr_emb: float = 1e-3
     lr_nn: float = 1e-3
     l2_emb: float = 1e-5
-    l2_nn: float = 0.0
-    embedding_optimizer: str = "lazy_adam"
+    l2_nn: float = 1e-5
+    embedding_optimizer: str = "auto"
     embedding_init_std: float = 1e-4
     kernel_init: str = "glorot_normal"
     clip_global_norm: float = 10.0
@@ -576,9 +576,17 @@ def _write_reliability_diagram(run: RunDir, calibrated: dict[str, Any], title: s
 
 
 def compile_for_training(model: OptFusionModel, config: TrainingConfig) -> None:
-    """The three optimizer groups and coupled L2 of config (call under the strategy's scope)."""
+    """The three optimizer groups and coupled L2 of config (call under the strategy's scope);
+    `--embedding_optimizer=auto` is resolved from the table's rows and a batch's ids."""
+    ids_per_batch = config.batch_size * model.num_fields
+    embedding_optimizer = resolve_embedding_optimizer(
+        config.embedding_optimizer, model.feature_num, ids_per_batch
+    )
+    if config.embedding_optimizer == "auto":
+        logging.info("embedding optimizer: %s (auto: %s rows in the table, %s ids a batch)",
+                     embedding_optimizer, f"{model.feature_num:,}", f"{ids_per_batch:,}")
     model.compile(
-        embedding_optimizer=make_embedding_optimizer(config.embedding_optimizer, config.lr_emb),
+        embedding_optimizer=make_embedding_optimizer(embedding_optimizer, config.lr_emb),
         network_optimizer=keras.optimizers.Adam(config.lr_nn),
         architecture_optimizer=(
             keras.optimizers.Adam(config.arch_lr) if model.architecture_variables else None
