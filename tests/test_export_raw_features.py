@@ -1,5 +1,9 @@
 """The in-graph raw -> id mapping of predict_raw: the same ids as preprocessing, bad values -> OOV."""
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import tensorflow as tf
 
@@ -167,3 +171,20 @@ def test_signed_zeros_and_subnormals_map_as_in_preprocessing_inside_a_graph(tmp_
         np.testing.assert_array_equal(got, ids, err_msg=name)
         zeros = [0, 1, 3, 5, 6] + ([2] if name == "sq" else [])  # -0, -0.0, 0, +-1e-320 (, trunc(-0.4))
         assert len(set(ids[zeros, 0])) == 1, (name, ids[:, 0])
+
+
+def test_bucketing_in_a_graph_writes_nothing_to_stderr():
+    """Issue 26, item 2: searchsorted's int32 output was transposed, and on this project's CPUs
+    oneDNN wrote "oneDNN supports DT_INT32 only on platforms with AVX-512" at every call of the
+    raw signature (the demo's last stderr line). Machines whose oneDNN takes int32 pass anyway."""
+    code = (
+        "import numpy as np, tensorflow as tf\n"
+        "from optfusion_tf.export import graph_rules\n"
+        "th = tf.constant(graph_rules.padded_thresholds([20, 5]))\n"
+        "f = tf.function(lambda v: graph_rules.bucket_numbers(v, tf.constant([True, False]), th))\n"
+        "print(f(tf.constant(np.array([[3.0, 1.0], [900.0, 2.0]]))).numpy().tolist())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "0"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "oneDNN supports DT_INT" not in done.stderr, done.stderr[-2000:]

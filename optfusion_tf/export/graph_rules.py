@@ -92,8 +92,14 @@ def bucket_numbers(values: tf.Tensor, log_square: tf.Tensor, thresholds: tf.Tens
         float64 [B, N] buckets.
     """
     truncated = tf.where(values < 0, tf.math.ceil(values), tf.math.floor(values))
-    above = tf.searchsorted(thresholds, tf.transpose(values), side="right")
-    buckets = tf.where(values > _LOG_SQUARE_MIN, tf.cast(tf.transpose(above), tf.float64), truncated)
+    # How many of the column's (sorted, inf-padded) thresholds are <= the value: what
+    # searchsorted(side="right") gives, counted by broadcasting [B, N, 1] against [N, K]. Not
+    # searchsorted itself: its int32 output needs a transpose, which oneDNN then reports on
+    # stderr at every call on CPUs without AVX-512 ("oneDNN supports DT_INT32 only ...").
+    above = tf.reduce_sum(
+        tf.cast(thresholds[tf.newaxis] <= values[:, :, tf.newaxis], tf.float64), axis=-1
+    )
+    buckets = tf.where(values > _LOG_SQUARE_MIN, above, truncated)
     return tf.where(log_square, buckets, values)
 
 
