@@ -474,3 +474,34 @@ def test_auto_embedding_optimizer_follows_the_table_size(feature_num, expected):
     compile_for_training(model, TrainingConfig(dataset_dir="", run_dir="", batch_size=512))
     assert type(model.embedding_optimizer) is expected
     assert model.get_compile_config()["l2_nn"] == 1e-5
+
+
+def test_fusion_weights_without_gradient_are_explained_once_and_keras_does_not_warn(
+        dataset_dir, search_run, tmp_path, caplog):
+    """Issue 26, item 2: Keras named the weights of an ATT fusion over a single input ("Gradients
+    do not exist for variables [... fusion_D1/kernel ...]": softmax of one score is 1) at every
+    model's first step; we say it once in our words and hide Keras' line for those weights."""
+    import warnings
+
+    from optfusion_tf.architecture.arch_spec import OPERATIONS
+    from optfusion_tf.architecture.search_space import SearchSpace, edge_name
+
+    arch = ArchSpec.load(search_run / "arch.json")
+    alpha = {}
+    for src, dst in SearchSpace(arch.n).edges:
+        name = edge_name(src, dst)
+        keep = {("E", "D1"): 1.0, ("D1", "O"): 1.0}
+        alpha[name] = keep.get((src, dst), -1.0 if dst == "D1" else arch.alpha[name])
+    att = tuple(1.0 if op == "att" else 0.0 for op in OPERATIONS)
+    single = dataclasses.replace(arch, alpha=alpha, beta={**arch.beta, "D1": att})
+    assert single.connections["D1"] == ("E",) and single.operations_for("hard")["D1"] == "att"
+    single.save(tmp_path / "arch.json")
+    config = _config(dataset_dir, tmp_path / "run", arch=str(tmp_path / "arch.json"), fusion="hard")
+    caplog.set_level("INFO")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run_retrain(config, [], given=set())
+    keras_lines = [str(w.message) for w in caught if "Gradients do not exist" in str(w.message)]
+    assert not keras_lines, keras_lines
+    ours = [r.getMessage() for r in caplog.records if "get no gradient" in r.getMessage()]
+    assert len(ours) == 1 and "D1: ATT over a single input" in ours[0], ours

@@ -28,6 +28,7 @@ import os
 import shutil
 import sys
 import time
+import warnings
 from typing import Any, Callable
 
 import keras
@@ -35,7 +36,7 @@ import tensorflow as tf
 from absl import logging
 from scipy.special import expit
 
-from optfusion_tf.architecture.arch_spec import ArchSpec, ArchSpecError, preset_arch
+from optfusion_tf.architecture.arch_spec import MIXTURE, ArchSpec, ArchSpecError, preset_arch
 from optfusion_tf.analysis.architecture_plot import draw_architecture, figure_to_array
 from optfusion_tf.analysis.calibration import calibration, draw_reliability_diagram
 from optfusion_tf.training.checkpoints import METADATA as BACKUP_METADATA
@@ -326,6 +327,7 @@ def _retrain(
         operation_norm=arch.operation_norm, embedding_init_std=config.embedding_init_std,
         kernel_init=config.kernel_init,
     )
+    _explain_fusions_without_gradient(arch, fusion)
     warnings = arch.numerical_warnings(fusion)
     for warning in warnings:
         logging.warning("%s", warning)
@@ -338,6 +340,35 @@ def _retrain(
         config, stats, run, model, (started, earlier), best_epoch, dist, stage="retrain", arch=arch,
         fusion=fusion, warnings=warnings,
     )
+
+
+def _explain_fusions_without_gradient(arch: ArchSpec, fusion: str) -> None:
+    """Says once, in our words, which fusion weights get no gradient, and hides Keras' "Gradients
+    do not exist" warning for those weights only (it names them at every model's first step).
+
+    Two cases: ATT over a single input (softmax of one score is 1, so its scores do not matter)
+    and a kept node with no connected input (a constant 0 goes into its fusion).
+    """
+    operations = arch.operations_for(fusion)
+    connections = arch.connections
+    single_att = [v for v in arch.live_nodes if operations.get(v) in ("att", MIXTURE)
+                  and len(connections.get(v, ())) == 1]
+    unfed = [v for v in arch.unfed_nodes if v in operations]
+    if not single_att and not unfed:
+        return
+    reasons = []
+    if single_att:
+        reasons.append(f"{', '.join(single_att)}: ATT over a single input (its softmax is 1 "
+                       "whatever the scores)")
+    if unfed:
+        reasons.append(f"{', '.join(unfed)}: no connected input (a constant 0 into the fusion)")
+    logging.info("fusion weights that get no gradient and keep their initial values, as "
+                 "expected: %s.", "; ".join(reasons))
+    for node in single_att + unfed:
+        warnings.filterwarnings(
+            "ignore", message=rf"Gradients do not exist for variables \[.*fusion_{node}/",
+            category=UserWarning,
+        )
 
 
 def constant_model_warning(valid: dict[str, Any]) -> str:
