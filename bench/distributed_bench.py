@@ -94,7 +94,7 @@ def worker(args: argparse.Namespace) -> None:
             feature_num=stats.feature_num, num_fields=stats.num_fields, emb_dim=args.emb_dim,
             n=args.n, fusion="search", seed=1, dataset=stats.dataset,
         )
-        compile_for_training(model, config)
+        compile_for_training(model, config, stats)
         batches = training_batches(config, dist, epoch_steps(stats, config.batch_size))
         model.fit(batches, epochs=1, steps_per_epoch=args.warmup, verbose=0)
         started = time.perf_counter()

@@ -1,5 +1,6 @@
 """The preprocessing pipeline on hand-written raw files: golden ids, bad rows, atomicity, seeds."""
 
+import dataclasses
 import gzip
 import os
 import pathlib
@@ -14,7 +15,7 @@ from optfusion_tf.data.errors import BadRowError, DataError
 from optfusion_tf.data.preprocess import CsvOptions, PreprocessOptions, preprocess
 from optfusion_tf.data.reader import load_split
 from optfusion_tf.data.stats import DatasetStats
-from optfusion_tf.data.vocabulary import read_vocab
+from optfusion_tf.data.vocabulary import batch_coverage, read_vocab
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 ALL_TRAIN = dict(ratio=(1.0, 0.0, 0.0), vocab_scope="all", workers=0)
@@ -69,6 +70,24 @@ def test_criteo_golden_ids_and_vocab(tmp_path):
     for f, col in zip(stats.fields, ids.T):
         assert ((col >= f.offset) & (col <= f.oov_id)).all()
     assert DatasetStats.load(str(out)) == stats
+
+
+def test_batch_coverage_golden_and_limits(tmp_path):
+    """The expected fraction of table rows a batch looks up (what `--embedding_optimizer=auto`
+    reads): one row per field for a batch of 1, every row with a count for a huge batch, and
+    the golden value of the fixture's first two fields at batch 2."""
+    out = str(tmp_path / "criteo")
+    stats = preprocess("criteo", str(FIXTURES / "criteo_small.txt"), out,
+                       PreprocessOptions(**ALL_TRAIN))
+    assert batch_coverage(out, stats, 1) == pytest.approx(stats.num_fields / stats.feature_num)
+    drawn = sum(f.size - (f.oov_count == 0) for f in stats.fields)  # an OOV id nobody has
+    assert batch_coverage(out, stats, 10**9) == pytest.approx(drawn / stats.feature_num)
+    assert batch_coverage(out, stats, 2) < batch_coverage(out, stats, 3)
+    # I1 counts 3, 2, 1 x 5 (of 10; OOV 0): 1 - 0.7^2, 1 - 0.8^2, 5 x (1 - 0.9^2) = 1.82 rows;
+    # I2 the same counts (test_criteo_golden_ids_and_vocab).
+    two = dataclasses.replace(stats, fields=stats.fields[:2], feature_num=16, num_fields=2,
+                              field_names=["I1", "I2"])
+    assert batch_coverage(out, two, 2) == pytest.approx(2 * 1.82 / 16)
 
 
 def test_avazu_hour_fields_and_dropped_id(tmp_path):

@@ -26,6 +26,7 @@ from optfusion_tf.architecture.arch_spec import ArchSpec
 from optfusion_tf.data.stats import DatasetStats
 from optfusion_tf.models.model import OptFusionModel
 from optfusion_tf.optimizers.lazy_adam import LazyAdam
+from optfusion_tf.training import experiment as experiment_module
 from optfusion_tf.training.experiment import (
     ExperimentError,
     TrainingConfig,
@@ -466,13 +467,23 @@ def test_the_scripts_print_our_lines_only(dataset_dir, tmp_path):
             and "experiment.py" not in line and "evaluation.py" not in line]  # other libraries'
 
 
-@pytest.mark.parametrize("feature_num, expected", [(2_048, keras.optimizers.Adam), (2_049, LazyAdam)])
-def test_auto_embedding_optimizer_follows_the_table_size(feature_num, expected):
-    """The default `auto` (issue 23): dense Adam while the table has no more rows than a batch
-    has ids (here 512 x 4 = 2,048), lazy_adam above; the network gets the default L2 1e-5."""
-    model = OptFusionModel(feature_num=feature_num, num_fields=4, emb_dim=2, n=1, seed=0)
-    compile_for_training(model, TrainingConfig(dataset_dir="", run_dir="", batch_size=512))
+@pytest.mark.parametrize("coverage, expected", [(0.5, keras.optimizers.Adam), (0.49, LazyAdam)])
+def test_auto_embedding_optimizer_follows_the_batch_coverage(
+        dataset_dir, monkeypatch, caplog, coverage, expected):
+    """The default `auto` (issue 23): dense Adam when a batch looks up at least half of the
+    table's rows on average (from the vocabulary counts), lazy_adam below, said in the log; the
+    network gets the default L2 1e-5."""
+    stats = DatasetStats.load(dataset_dir)
+    asked = []
+    monkeypatch.setattr(experiment_module, "batch_coverage",
+                        lambda *args: asked.append(args) or coverage)
+    model = OptFusionModel(feature_num=stats.feature_num, num_fields=stats.num_fields, emb_dim=2,
+                           n=1, seed=0)
+    with caplog.at_level("INFO"):
+        compile_for_training(model, _config(dataset_dir, "unused"), stats)
+    assert asked == [(dataset_dir, stats, 512)]
     assert type(model.embedding_optimizer) is expected
+    assert f"looks up {100 * coverage:.0f}% of the table" in caplog.text
     assert model.get_compile_config()["l2_nn"] == 1e-5
 
 

@@ -162,15 +162,15 @@ def test_make_embedding_optimizer():
 
 
 @pytest.mark.parametrize(
-    "name, table_rows, expected",
+    "name, coverage, expected",
     [
-        ("auto", 40_960, "adam"),  # as many rows as a batch has ids (4096 x 10)
-        ("auto", 5_234, "adam"),  # Frappe's table at batch 4096
-        ("auto", 40_961, "lazy_adam"),
-        ("auto", 6_780_368, "lazy_adam"),  # Criteo at threshold 2
-        ("lazy_adam", 10, "lazy_adam"),  # a name given explicitly is kept
-        ("adam", 10_000_000, "adam"),
+        ("auto", 0.5, "adam"),  # a batch looks up half of the table's rows
+        ("auto", 0.57, "adam"),  # Frappe at batch 4096
+        ("auto", 0.4999, "lazy_adam"),
+        ("auto", 0.21, "lazy_adam"),  # criteo_sample at batch 256
+        ("lazy_adam", 1.0, "lazy_adam"),  # a name given explicitly is kept
+        ("adam", 0.0, "adam"),
     ],
 )
-def test_resolve_embedding_optimizer(name, table_rows, expected):
-    assert resolve_embedding_optimizer(name, table_rows, ids_per_batch=4096 * 10) == expected
+def test_resolve_embedding_optimizer(name, coverage, expected):
+    assert resolve_embedding_optimizer(name, coverage) == expected

@@ -3,8 +3,8 @@
 The training recipe's defaults were chosen by measured test AUC against DeepCTR on the same
 rows (bench/recipe.py, bench/peers.py, README "Training recipe"): Adam 1e-3, gradients clipped
 to norm 10, N(0, 1e-4) embeddings, coupled L2 1e-5 on the embedding (FuxiCTR's value) and on
-the network (DeepCTR's cross-layer value), dense Adam on tables no larger than a batch's ids
-and lazy_adam above (auto), glorot-normal kernels, early stopping after max(2 epochs, 128 steps) without a
+the network (DeepCTR's cross-layer value), dense Adam where a batch looks up at least half of
+the table's rows and lazy_adam below (auto), glorot-normal kernels, early stopping after max(2 epochs, 128 steps) without a
 validation-AUC gain and no learning-rate step (a step at the first flat epoch, or patience 2 on
 17-step epochs, ended Frappe runs on their plateau). The search keeps the reference's arch_lr
 0.1 and init_constant 0.5; the paper's per-dataset settings are in configs/*.flags.
@@ -90,8 +90,8 @@ def define_common_flags() -> None:
         "auto",
         EMBEDDING_OPTIMIZERS,
         "lazy_adam updates only the embedding rows in the batch; adam updates the whole table "
-        "(what the reference does); auto is adam when the table has no more rows than a batch "
-        "has ids (batch_size x fields), else lazy_adam.",
+        "(what the reference does); auto is adam when one batch looks up at least half of the "
+        "table's rows on average (from the vocabulary counts), else lazy_adam.",
     )
     flags.DEFINE_float(
         "embedding_init_std", 1e-4, "Standard deviation of the normal embedding initialization.",

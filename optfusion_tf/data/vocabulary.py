@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import os
 
 import numpy as np
 import pandas as pd
 
 from optfusion_tf.data.block_parser import FieldKeys
+from optfusion_tf.data.stats import DatasetStats
 
 VOCAB_COLUMNS = ("value", "id", "count")
 
@@ -133,3 +135,22 @@ def read_vocab(path: str) -> pd.DataFrame:
     if tuple(frame.columns) != VOCAB_COLUMNS:
         raise ValueError(f"{path}: expected header {VOCAB_COLUMNS}, found {tuple(frame.columns)}")
     return frame
+
+
+def batch_coverage(dataset_dir: str, stats: DatasetStats, batch_size: int) -> float:
+    """Expected fraction of the embedding table's rows that one batch of rows looks up.
+
+    A batch of `batch_size` rows drawn from the vocabulary scope holds table row r (a kept value,
+    or a field's OOV id) with probability 1 - (1 - c_r / N_f) ** batch_size, where c_r is the
+    row's count in vocab/<field>.tsv (the OOV row's: the field's `oov_count`) and N_f the field's
+    total count; the result is the sum over the `feature_num` rows divided by `feature_num`, in
+    [0, 1]. Skewed fields (a few frequent values, a long tail) cover far less of their rows than
+    batch ids / rows suggests.
+    """
+    covered = 0.0
+    for field in stats.fields:
+        counts = read_vocab(os.path.join(dataset_dir, field.vocab_file))["count"].to_numpy()
+        counts = np.append(counts, field.oov_count).astype(np.float64)
+        if counts.sum() > 0:
+            covered += float(np.sum(1.0 - np.power(1.0 - counts / counts.sum(), batch_size)))
+    return covered / stats.feature_num

@@ -31,7 +31,7 @@ dense read then copies the entire table (about 2 s a step for a 10M x 16 table h
 `make_embedding_optimizer` builds the embedding optimizer by name: `lazy_adam` (this class) or
 `adam` (dense Keras Adam: what the reference's torch `Adam` does, every row every step).
 `resolve_embedding_optimizer` turns the scripts' default, `auto`, into one of them from the
-table's size.
+fraction of the table one batch looks up.
 """
 
 from __future__ import annotations
@@ -42,22 +42,24 @@ import keras
 import tensorflow as tf
 
 EMBEDDING_OPTIMIZERS = ("auto", "lazy_adam", "adam")
+DENSE_ADAM_MIN_COVERAGE = 0.5  # `auto`: dense Adam from this expected fraction of rows a batch
 
 
-def resolve_embedding_optimizer(name: str, table_rows: int, ids_per_batch: int) -> str:
-    """The embedding optimizer that `name` stands for on a table of `table_rows` rows.
+def resolve_embedding_optimizer(name: str, batch_coverage: float) -> str:
+    """The embedding optimizer that `name` stands for, given the expected fraction of the
+    table's rows one batch looks up (`optfusion_tf.data.vocabulary.batch_coverage`).
 
-    `auto` is dense `adam` when the table has no more rows than one (global) batch has ids
-    (`ids_per_batch` = batch size x fields): a dense step then costs no more than the rows a
-    lazy step gathers, and dense Adam, which also moves the rows absent from the batch (their
-    moments and the coupled L2 shrink rarely seen rows), measured higher test AUC on such tables
-    (Frappe, the real samples; README "Training recipe"). On larger tables `auto` is
-    `lazy_adam`, whose step costs O(ids in the batch), not O(table). Other names are returned
-    unchanged.
+    `auto` is dense `adam` when a batch looks up at least `DENSE_ADAM_MIN_COVERAGE` of the
+    table: a dense step then costs at most twice the rows a lazy step touches, and dense Adam,
+    whose moments and coupled L2 keep every row moving, measured higher test AUC there (Frappe at
+    batch 4096: 57% of the rows a batch). Below, most rows are absent from most steps: dense
+    Adam would move them by stale momentum and by an L2 gradient that Adam normalises to about
+    the learning rate a step, at O(table) a step; `auto` is then `lazy_adam` (README "Training
+    recipe" has the measurements). Other names are returned unchanged.
     """
     if name != "auto":
         return name
-    return "adam" if table_rows <= ids_per_batch else "lazy_adam"
+    return "adam" if batch_coverage >= DENSE_ADAM_MIN_COVERAGE else "lazy_adam"
 
 
 @keras.saving.register_keras_serializable(package="optfusion")

@@ -44,6 +44,7 @@ from optfusion_tf.training.checkpoints import AtomicBestWeights, ResumeBackup, l
 from optfusion_tf.data.errors import DataError
 from optfusion_tf.data.reader import make_dataset
 from optfusion_tf.data.stats import DatasetStats
+from optfusion_tf.data.vocabulary import batch_coverage
 from optfusion_tf.distribute.distribution import (
     DEFAULT_CLUSTER_WAIT_S,
     Distribution,
@@ -59,7 +60,11 @@ from optfusion_tf.training.evaluation import (
     evaluate_split,
     predict_logits,
 )
-from optfusion_tf.optimizers.lazy_adam import make_embedding_optimizer, resolve_embedding_optimizer
+from optfusion_tf.optimizers.lazy_adam import (
+    DENSE_ADAM_MIN_COVERAGE,
+    make_embedding_optimizer,
+    resolve_embedding_optimizer,
+)
 from optfusion_tf.models.model import OptFusionModel
 from optfusion_tf.training.plateau import ValidationPlateau, effective_patience
 from optfusion_tf.training.run_dir import (
@@ -566,9 +571,9 @@ def _fit(config: TrainingConfig, stats: DatasetStats, phase: _Phase) -> tuple[Op
         logging.info("%s: training ended in an earlier process after epoch %d; writing its "
                      "results.", phase.name, finished_epochs)
         model.build((None, stats.num_fields))
-        compile_for_training(model, config)
+        compile_for_training(model, config, stats)
     else:
-        compile_for_training(model, config)
+        compile_for_training(model, config, stats)
         # Keras' progress bar on a terminal; in a file (CI, `> log`) every refresh would be
         # written, so there the epoch line ExactValidationMetrics logs is the progress.
         model.fit(
@@ -606,16 +611,19 @@ def _write_reliability_diagram(run: RunDir, calibrated: dict[str, Any], title: s
     writer.close()
 
 
-def compile_for_training(model: OptFusionModel, config: TrainingConfig) -> None:
+def compile_for_training(
+    model: OptFusionModel, config: TrainingConfig, stats: DatasetStats
+) -> None:
     """The three optimizer groups and coupled L2 of config (call under the strategy's scope);
-    `--embedding_optimizer=auto` is resolved from the table's rows and a batch's ids."""
-    ids_per_batch = config.batch_size * model.num_fields
-    embedding_optimizer = resolve_embedding_optimizer(
-        config.embedding_optimizer, model.feature_num, ids_per_batch
-    )
-    if config.embedding_optimizer == "auto":
-        logging.info("embedding optimizer: %s (auto: %s rows in the table, %s ids a batch)",
-                     embedding_optimizer, f"{model.feature_num:,}", f"{ids_per_batch:,}")
+    `--embedding_optimizer=auto` is resolved from the fraction of the table a batch looks up."""
+    embedding_optimizer = config.embedding_optimizer
+    if embedding_optimizer == "auto":
+        coverage = batch_coverage(config.dataset_dir, stats, config.batch_size)
+        embedding_optimizer = resolve_embedding_optimizer("auto", coverage)
+        logging.info("embedding optimizer: %s (auto: a batch of %d rows looks up %.0f%% of the "
+                     "table's %s rows on average; dense adam from %.0f%%)", embedding_optimizer,
+                     config.batch_size, 100 * coverage, f"{stats.feature_num:,}",
+                     100 * DENSE_ADAM_MIN_COVERAGE)
     model.compile(
         embedding_optimizer=make_embedding_optimizer(embedding_optimizer, config.lr_emb),
         network_optimizer=keras.optimizers.Adam(config.lr_nn),
