@@ -8,7 +8,7 @@ seed, with the default flags of search.py / retrain.py (only --emb_dim, --batch_
 set): a search, then OptFusion-Hard, OptFusion-Soft and "fixed ADD" (the searched connections,
 ADD at every node, paper Table 4) re-trained from it, the parallel and stacked presets, and,
 with --operation_norm_variant, a second search with --operation_norm=rms followed by its Hard
-and Soft re-trains (README, "PROD over many inputs"); a variant run that fails (a NaN stop) is
+and Soft re-trains (docs/model.md, "PROD over many inputs"); a variant run that fails (a NaN stop) is
 listed as FAILED, and its seed is left out of that variant's rows. The last line printed is one
 JSON object: per dataset and model, test AUC and log loss as mean and std over the seeds, plus
 every run, and "failures".

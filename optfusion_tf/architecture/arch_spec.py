@@ -224,7 +224,7 @@ class ArchSpec:
             )
             lines.append(
                 f"{node}: fusion={fusion} applies PROD to {' and '.join(what)}: its output is "
-                f"tiny or exactly zero for most examples (README, 'PROD over many inputs'){remedy}."
+                f"tiny or exactly zero for most examples (docs/model.md, 'PROD over many inputs'){remedy}."
             )
         return lines
 

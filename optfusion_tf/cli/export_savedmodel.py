@@ -5,8 +5,8 @@
 
 Writes <export_dir>/<model_name>/<version>/ (version: the next integer by default), with
 request_example.json inside. Exit status: 0 on success, 1 when the run, dataset or export
-directory cannot be used (the message says which and why) and for bad flags (absl). See the
-README, "Serving with TF Serving".
+directory cannot be used (the message says which and why) and for bad flags (absl). See
+docs/serving.md.
 """
 
 from __future__ import annotations

@@ -10,8 +10,8 @@ lost peer in about 10 s) and are then killed; the launcher exits with status 1 a
 worker that failed first. `--timeout_s` bounds the whole run the same way.
 
 For trying multi-worker training on one machine and for our tests and benchmark; on a real
-cluster, start the same command on each machine with its own TF_CONFIG (README, "Several
-machines").
+cluster, start the same command on each machine with its own TF_CONFIG (docs/distribution.md,
+"Several machines").
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """absl flag definitions shared by search.py and retrain.py (issue 4; DESIGN.md sections 4, 5, 7).
 
 The training recipe's defaults were chosen by measured test AUC against DeepCTR on the same
-rows (bench/recipe.py, bench/peers.py, README "Training recipe"): Adam 1e-3, gradients clipped
+rows (bench/recipe.py, bench/peers.py, docs/training-recipe.md): Adam 1e-3, gradients clipped
 to norm 10, N(0, 1e-4) embeddings, coupled L2 1e-5 on the embedding (FuxiCTR's value) and on
 the network (DeepCTR's cross-layer value), dense Adam where a batch looks up at least half of
 the table's rows and lazy_adam below (auto), glorot-normal kernels, early stopping after max(2 epochs, 128 steps) without a
@@ -118,8 +118,8 @@ def define_common_flags() -> None:
         "none",
         OPERATION_NORMS,
         "none: the paper's fusion operations; rms: rescale every operation's output to unit RMS "
-        "per example before it is used or mixed (a remedy for PROD's vanishing scale; README, "
-        "'PROD over many inputs'). A re-train takes the search's value from arch.json.",
+        "per example before it is used or mixed (a remedy for PROD's vanishing scale; "
+        "docs/model.md, 'PROD over many inputs'). A re-train takes the search's value from arch.json.",
     )
     flags.DEFINE_integer("seed", 2024, "Seed for weights, shuffling and architecture init.",
                          lower_bound=0, upper_bound=2**32 - 1)  # keras.utils.set_random_seed's range
@@ -132,7 +132,7 @@ def define_common_flags() -> None:
         STRATEGIES,
         "none: one process, one device; mirrored: tf.distribute.MirroredStrategy over all local "
         "GPUs; multi_worker: tf.distribute.MultiWorkerMirroredStrategy, one process per worker, "
-        "cluster and role from TF_CONFIG (README, 'Several GPUs or machines'). --batch_size stays global.",
+        "cluster and role from TF_CONFIG (docs/distribution.md). --batch_size stays global.",
     )
     flags.DEFINE_float(
         "cluster_wait_s",

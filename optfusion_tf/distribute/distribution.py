@@ -104,7 +104,7 @@ def parse_tf_config(text: str | None) -> WorkerRole:
         raise DistributionError(
             "--strategy=multi_worker needs the TF_CONFIG environment variable, e.g. "
             '{"cluster": {"worker": ["host1:2222", "host2:2222"]}, '
-            '"task": {"type": "worker", "index": 0}} (README, "Several GPUs or machines").'
+            '"task": {"type": "worker", "index": 0}} (docs/distribution.md).'
         )
     try:
         config = json.loads(text)

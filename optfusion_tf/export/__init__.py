@@ -1,4 +1,4 @@
-"""SavedModel export for TF Serving (DESIGN.md section 6; README, "Serving with TF Serving").
+"""SavedModel export for TF Serving (DESIGN.md section 6; docs/serving.md).
 
 Modules:
 

@@ -54,8 +54,8 @@ def resolve_embedding_optimizer(name: str, batch_coverage: float) -> str:
     whose moments and coupled L2 keep every row moving, measured higher test AUC there (Frappe at
     batch 4096: 57% of the rows a batch). Below, most rows are absent from most steps: dense
     Adam would move them by stale momentum and by an L2 gradient that Adam normalises to about
-    the learning rate a step, at O(table) a step; `auto` is then `lazy_adam` (README "Training
-    recipe" has the measurements). Other names are returned unchanged.
+    the learning rate a step, at O(table) a step; `auto` is then `lazy_adam` (docs/training-recipe.md
+    has the measurements). Other names are returned unchanged.
     """
     if name != "auto":
         return name

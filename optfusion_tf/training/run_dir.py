@@ -277,7 +277,7 @@ def set_seed(seed: int, *, deterministic_ops: bool = True) -> None:
     With `deterministic_ops` (default), also `tf.config.experimental.enable_op_determinism()`:
     process-wide and irreversible through the public API; ops without a deterministic kernel
     raise instead of silently varying, and tf.data keeps a deterministic order. On CPU it cost no
-    measurable CPU time on a dense model nor on an embedding + MLP CTR model (README, "Reproducibility").
+    measurable CPU time on a dense model nor on an embedding + MLP CTR model (docs/training.md, "Reproducibility").
     """
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer. Received: {seed!r}")
