@@ -13,6 +13,8 @@ from functools import lru_cache
 from pathlib import Path
 from urllib.parse import unquote
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 
 FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
@@ -30,6 +32,19 @@ REFERENCE_DEFINITION = re.compile(r"^ {0,3}\[[^\]]+\]:[ \t]*(<[^>\n]*>|\S+)", re
 HTML_LINK = re.compile(r"<(?:a|img)\b[^>]*?\b(?:href|src)\s*=\s*[\"']([^\"']*)[\"']", re.I)
 HTML_ANCHOR = re.compile(r"<a\b[^>]*?\b(?:name|id)\s*=\s*[\"']([^\"']+)[\"']", re.I)
 EXTERNAL = re.compile(r"^(?:[a-zA-Z][a-zA-Z0-9+.-]*:|//)")
+
+
+@pytest.mark.parametrize("command, flag", [
+    (["export_savedmodel.py"], "--run_dir"),
+    (["tools/local_workers.py"], "--threads_per_worker"),
+    (["-m", "optfusion_tf.demo"], "--workdir"),
+])
+def test_help_lists_the_program_s_own_flags(command, flag) -> None:
+    """`--help` (not only `--helpfull`) shows what docs/flags.md documents: absl lists the key
+    flags of sys.argv[0], which for these three programs used to be none."""
+    done = subprocess.run([sys.executable, *command, "--help"], cwd=REPO, capture_output=True,
+                          text=True, timeout=120)
+    assert f"  {flag}:" in done.stdout, done.stdout + done.stderr  # (absl's --help exits 1)
 
 
 def test_flags_page_is_current() -> None:

@@ -15,6 +15,7 @@ import os
 import sys
 from typing import Sequence
 
+from optfusion_tf.cli.flag_help import show_flags_in_help
 from optfusion_tf.cli.quiet import import_tensorflow_quietly, quiet_library_logs
 
 import_tensorflow_quietly()
@@ -69,6 +70,7 @@ def main(argv: Sequence[str]) -> int:
 
 def run() -> None:
     """Console entry point."""
+    show_flags_in_help(sys.modules[__name__])
     app.run(main)
 
 

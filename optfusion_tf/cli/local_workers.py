@@ -29,6 +29,8 @@ from typing import IO, Sequence
 
 from absl import app, flags
 
+from optfusion_tf.cli.flag_help import show_flags_in_help
+
 POLL_S = 0.2
 
 
@@ -190,4 +192,5 @@ def main() -> None:
         print(f"local_workers: {result.message}", file=sys.stderr if not result.ok else sys.stdout)
         sys.exit(0 if result.ok else 1)
 
+    show_flags_in_help(sys.modules[__name__])
     app.run(run)

@@ -13,8 +13,10 @@ the TensorBoard command. Everything is rewritten on every run.
 from __future__ import annotations
 
 import os
+import sys
 from typing import Sequence
 
+from optfusion_tf.cli.flag_help import show_flags_in_help
 from optfusion_tf.cli.quiet import import_tensorflow_quietly, quiet_library_logs
 
 import_tensorflow_quietly()
@@ -118,6 +120,7 @@ def main(argv: Sequence[str]) -> None:
 def run() -> None:
     """Entry point: python -m optfusion_tf.demo."""
     define_flags()
+    show_flags_in_help(sys.modules[__name__])
     app.run(main)
 
 
