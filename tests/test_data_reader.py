@@ -1,7 +1,6 @@
 """make_dataset on our output and on reference-schema TFRecords (train_0000.tfrecord, ...)."""
 
 import pathlib
-import types
 
 import numpy as np
 import pytest
@@ -9,11 +8,9 @@ import tensorflow as tf
 
 from optfusion_tf.data import reader
 from optfusion_tf.data.errors import DataError
-from optfusion_tf.data.example_encoding import ExampleEncoder
 from optfusion_tf.data.preprocess import PreprocessOptions, preprocess
 from optfusion_tf.data.reader import load_split, make_dataset
-from optfusion_tf.data.stats import DatasetStats
-from optfusion_tf.data.tfrecord_writer import frame_records
+from test_data_shuffle import sorted_dataset
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 
@@ -132,22 +129,6 @@ def test_fixed_layout_path_equals_protobuf_parsing(tmp_path, compression):
         assert len(fast[0]) == stats.rows[s]
 
 
-def test_fixed_layout_decoder_all_varint_widths():
-    maxima = [5, 127, 128, 300, 20_000, 3_000_000, 2**30, 2**40, 2**50, 2**62]  # widths 1..9
-    rng = np.random.default_rng(1)
-    ids = np.stack([rng.integers(0, m, size=64, endpoint=True) for m in maxima], axis=1)
-    ids[0], ids[1] = maxima, 0
-    labels = rng.random(64).astype(np.float32)
-    encoder = ExampleEncoder(maxima)
-    framed = frame_records(encoder.encode(ids, labels))
-    stats = types.SimpleNamespace(
-        fields=[types.SimpleNamespace(oov_id=m) for m in maxima], record_bytes=framed.shape[1]
-    )
-    got_ids, got_labels = reader._record_decoder(stats)(tf.constant(framed))
-    np.testing.assert_array_equal(got_ids.numpy(), ids)
-    np.testing.assert_array_equal(got_labels.numpy()[:, 0], labels)
-
-
 def test_missing_or_incomplete_directory(tmp_path):
     with pytest.raises(DataError, match="not found"):
         make_dataset(str(tmp_path / "nope"), "train", 8)
@@ -174,95 +155,6 @@ def test_reference_directories_shard_by_file_or_by_record(tmp_path, workers):
         np.testing.assert_array_equal(parts[1], ids[:60][1::3])
 
 
-def _sorted_dataset(tmp_path, compression="none"):
-    """Our dataset whose training split is stored sorted by label (a correlated file order)."""
-    lines = (FIXTURES / "criteo_small.txt").read_text().splitlines(keepends=True) * 150
-    raw = tmp_path / "raw.txt"
-    raw.write_text("".join(sorted(lines, key=lambda line: line[:1])))
-    out = tmp_path / "out"
-    stats = preprocess("criteo", str(raw), str(out), PreprocessOptions(
-        workers=0, records_per_shard=400, compression=compression))
-    return str(out), stats
-
-
-def _passes(dataset_dir, batch, count, **kwargs):
-    """`count` passes of a repeated training split: a list of (ids [N, F], labels [N])."""
-    it = iter(make_dataset(dataset_dir, "train", batch, repeat=True, **kwargs))
-    rows = DatasetStats.load(dataset_dir).rows["train"]
-    out = []
-    for _ in range(count):
-        xs, ys = zip(*(next(it) for _ in range(-(-rows // batch))))
-        out.append((np.concatenate(xs), np.concatenate(ys)[:, 0]))
-    return out
-
-
-def test_examples_shuffle_permutes_every_row_once_per_pass_and_mixes_a_sorted_file(tmp_path):
-    dataset_dir, stats = _sorted_dataset(tmp_path)
-    ordered, labels = load_split(dataset_dir, "train")
-    assert (np.diff(labels) >= 0).all() and len(stats.shards["train"]) > 1  # sorted, several files
-    (a, la), (b, _) = _passes(dataset_dir, 100, 2, seed=3, shuffle_mode="examples")
-    assert sorted(map(tuple, a)) == sorted(map(tuple, ordered)) and not np.array_equal(a, b)
-    # Each pass is exactly one epoch of batches, and pass k depends only on (seed, k).
-    (again, _), = _passes(dataset_dir, 100, 1, seed=3, shuffle_mode="examples", first_pass=1)
-    np.testing.assert_array_equal(again, b)
-    # The first batches of a label-sorted file hold both labels in about the file's share
-    # (chunks keep 256-row runs, so their first batch is all one label).
-    share = labels.mean()
-    assert abs(la[:300].mean() - share) < 0.1
-    (_, lc), = _passes(dataset_dir, 100, 1, seed=3, shuffle_mode="chunks")
-    assert lc[:100].mean() in (0.0, 1.0)
-
-
-def test_examples_shuffle_on_gzip_falls_back_to_chunks_and_slices_partition(tmp_path, caplog):
-    dataset_dir, _ = _sorted_dataset(tmp_path, compression="gzip")
-    ordered, _ = load_split(dataset_dir, "train")
-    with caplog.at_level("WARNING"):
-        (rows, _), = _passes(dataset_dir, 64, 1, seed=1, shuffle_mode="examples")
-    assert sorted(map(tuple, rows)) == sorted(map(tuple, ordered))
-    # The fallback is taken (the chunk order of the same seed) and said (issue 24, item 5).
-    (chunked, _), = _passes(dataset_dir, 64, 1, seed=1, shuffle_mode="chunks")
-    np.testing.assert_array_equal(rows, chunked)
-    assert "GZIP shards cannot be read at random offsets" in caplog.text
-    assert "shuffled by chunks (runs of 256 consecutive rows)" in caplog.text
-    (tmp_path / "plain").mkdir()
-    plain_dir, _ = _sorted_dataset(tmp_path / "plain")
-    ordered, _ = load_split(plain_dir, "train")
-    parts = [np.concatenate([x.numpy() for x, _ in make_dataset(
-        plain_dir, "train", 50, seed=2, shard=(i, 3), shuffle_mode="examples")]) for i in range(3)]
-    assert sorted(map(tuple, np.concatenate(parts))) == sorted(map(tuple, ordered))
-    with pytest.raises(ValueError, match="shuffle_mode must be one of"):
-        make_dataset(plain_dir, "train", 8, shuffle_mode="rows")
-
-
-def test_examples_shuffle_is_thread_safe_with_many_windows_and_shards(tmp_path, monkeypatch):
-    """tf.data maps the window function on several threads: with one chunk per window and many
-    shards, every row still comes exactly once per pass (repeated or not), the order changes
-    per pass and is the same for the same seed. (A shared, lazily filled file list and order
-    cache returned a wrong multiset of rows, or raised IndexError, in about 1 of 4 tries.)"""
-    monkeypatch.setattr(reader, "WINDOW_CHUNKS", 1)
-    lines = (FIXTURES / "criteo_small.txt").read_text().splitlines(keepends=True) * 75
-    raw = tmp_path / "raw.txt"
-    raw.write_text("".join(lines))
-    out = str(tmp_path / "out")
-    stats = preprocess("criteo", str(raw), out, PreprocessOptions(workers=0, records_per_shard=100))
-    assert len(stats.shards["train"]) >= 6  # 6+ chunks, so 6+ windows of one chunk
-    expected = sorted(map(tuple, load_split(out, "train")[0]))
-    orders = []
-    for seed in range(12):
-        rows = np.concatenate([x.numpy() for x, _ in make_dataset(out, "train", 64, seed=seed)])
-        assert sorted(map(tuple, rows)) == expected, f"seed {seed}: wrong rows"
-        orders.append(rows)
-    assert not np.array_equal(orders[0], orders[1])
-    np.testing.assert_array_equal(
-        np.concatenate([x.numpy() for x, _ in make_dataset(out, "train", 64, seed=5)]), orders[5]
-    )
-    passes = _passes(out, 64, 3, seed=7, shuffle_mode="examples")
-    for rows, _ in passes:
-        assert sorted(map(tuple, rows)) == expected
-    assert not np.array_equal(passes[0][0], passes[1][0])
-    np.testing.assert_array_equal(_passes(out, 64, 3, seed=7)[2][0], passes[2][0])
-
-
 @pytest.mark.parametrize("rows, batches, expected", [
     (70, 4, [18, 18, 17, 17]), (64, 4, [16] * 4), (5, 5, [1] * 5), (8015, 6, [1336] * 5 + [1335]),
 ])
@@ -279,7 +171,7 @@ def test_even_batch_sizes_refuses_empty_batches():
 def test_batches_per_pass_makes_every_pass_that_many_batches(tmp_path, shuffle_mode):
     """Issue 24, item 3: a strategy's pipeline splits each pass of its slice into exactly
     steps x replicas batches, so a pass is a whole number of steps on every worker."""
-    dataset_dir, stats = _sorted_dataset(tmp_path)
+    dataset_dir, stats = sorted_dataset(tmp_path)
     rows = stats.rows["train"]
     shard = (0, 2)
     slice_rows = rows // 2

@@ -17,8 +17,11 @@ Modules, in pipeline order:
 - `stats`: `DatasetStats`, the `stats.json` schema.
 - `atomic_dir`: build an output directory in a temporary sibling, rename at the end.
 - `preprocess`: the pipeline the CLIs and the demo call (`preprocess(kind, ...)`).
-- `reader`: `make_dataset` / `load_split`, the tf.data input pipeline (the only TensorFlow user).
+- `reader`: `make_dataset` / `load_split`, the tf.data input pipeline: shard files, row ranges
+  and worker slices, reading the records; `record_decoding`: records -> (feature_ids, label)
+  batches; `shuffle`: the read order (the "examples" and "chunks" shuffles, seeded passes).
 - `errors`: `DataError`, `BadRowError`.
 
-Importing this package (and every module but `reader`) does not import TensorFlow.
+Importing this package (and every module but `reader`, `record_decoding` and `shuffle`, the
+TensorFlow users) does not import TensorFlow.
 """

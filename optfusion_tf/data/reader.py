@@ -9,23 +9,21 @@ Two pipelines, with the same output:
 - Our datasets (stats.json with `record_bytes`): every record has one length and layout (see
   example_encoding), so shards are read as fixed-length chunks of CHUNK_RECORDS records
   (FixedLengthRecordDataset, one element per chunk, GZIP included) and decoded with a handful
-  of vectorized ops (bytes -> varint ids by field, float32 label), then rebatched; no per-record
-  tf.data overhead and no protobuf parsing. (Record CRCs are not verified on this path.)
-  Training shuffles in one of two ways (`shuffle=`):
-  - "examples" (uncompressed shards): every pass draws a seeded permutation of all the split's
-    chunks, reads them WINDOW_CHUNKS at a time (random access into the files, numpy) and
-    permutes the rows of each window: a batch of 4096 takes about 4 rows from each of 1024
-    places spread over the whole split, whatever the order of the file (sorted by user, by
-    label, by time). GZIP shards cannot be read at random offsets: they fall back to "chunks".
-  - "chunks": shard-range order, then chunks in a buffer of shuffle_buffer records, so a batch
-    is made of runs of CHUNK_RECORDS consecutive rows from a window of the file.
+  of vectorized ops (bytes -> varint ids by field, float32 label; data/record_decoding.py),
+  then rebatched; no per-record tf.data overhead and no protobuf parsing. (Record CRCs are
+  not verified on this path.)
+  Training shuffles by "examples" or by "chunks" (`shuffle_mode=`, data/shuffle.py).
 - Other TFRecord directories (the reference's): TFRecordDataset per shard -> record shuffle
   buffer (training) -> batch -> tf.io.parse_example on whole batches.
 Both read shards in file order when not shuffling (parallel interleave when shuffling), and
 prefetch. Repeated (training) input is a sequence of passes over the split, each batched on its
 own (its last batch may be smaller, so a pass is exactly one epoch of ceil(rows / batch) steps)
-and shuffled with a seed derived from (seed, pass index): the order of pass k depends only on
-the seed and k, so a run resumed at epoch k reads what an uninterrupted run reads there.
+and shuffled with a seed derived from (seed, pass index) (data/shuffle.py).
+
+This module holds the entry points (make_dataset, load_split), the split's files, its row
+ranges and worker slices, and reading the records; data/record_decoding.py turns them into
+(feature_ids, label) batches, data/shuffle.py orders them (source order, the "examples" and
+"chunks" shuffles, the seeds of the passes).
 
 Under `--strategy=multi_worker` each worker reads only its slice of a split (`shard=(i, k)`):
 with our fixed layout, rows [i * N // k, (i + 1) * N // k) of the split (balanced to one row,
@@ -35,7 +33,6 @@ directories, every k-th file when there are at least k files, else every k-th re
 
 from __future__ import annotations
 
-import functools
 import glob
 import os
 from typing import Any
@@ -45,18 +42,19 @@ import tensorflow as tf
 from absl import logging
 
 from optfusion_tf.data.errors import DataError
-from optfusion_tf.data.example_encoding import ExampleEncoder
+from optfusion_tf.data.record_decoding import example_parser, record_decoder
+from optfusion_tf.data.shuffle import (
+    DEFAULT_SHUFFLE_BUFFER,
+    SHUFFLES,
+    read_sources,
+    repeated,
+    shuffle_in_buffer,
+    shuffled_windows,
+)
 from optfusion_tf.data.split import SPLITS
 from optfusion_tf.data.stats import STATS_FILE, DatasetStats
 
-DEFAULT_SHUFFLE_BUFFER = 100_000
-CHUNK_RECORDS = 256
-# Pass k of a repeated dataset shuffles with seed * _PASS_SEED_STRIDE + k (distinct passes,
-# distinct seeds, for k below the stride).
-_PASS_SEED_STRIDE = 1_000_003
-# "examples" shuffle: rows are permuted within windows of this many chunks (262,144 rows).
-WINDOW_CHUNKS = 1024
-SHUFFLES = ("examples", "chunks")
+CHUNK_RECORDS = 256  # records per fixed-length read of our datasets
 _GZIP_SUFFIXES = (".gz", ".gzip")
 
 
@@ -148,7 +146,7 @@ def make_dataset(
                 f"{dataset_dir}: num_fields={num_fields} but {STATS_FILE} says {stats.num_fields}"
             )
         shard_files(dataset_dir, split)  # checks the shards are there
-        record_bytes, decode = stats.record_bytes, _record_decoder(stats)
+        record_bytes, decode = stats.record_bytes, record_decoder(stats)
         sizes: Any = batch_size
         if batches_per_pass is not None:
             if drop_remainder:
@@ -167,7 +165,10 @@ def make_dataset(
 
         def one_pass(pass_seed: tf.Tensor | int | None) -> tf.data.Dataset:
             if by_example:
-                ds = _shuffled_windows(dataset_dir, stats, split, pass_seed, shard)
+                ds = shuffled_windows(
+                    _row_ranges(dataset_dir, stats, split, shard), record_bytes, CHUNK_RECORDS,
+                    pass_seed,
+                )
             else:
                 ds = _fixed_layout_chunks(
                     dataset_dir, stats, split, shuffle, pass_seed, shuffle_buffer, shard
@@ -187,7 +188,7 @@ def make_dataset(
                 f"{dataset_dir}: no {STATS_FILE} (a reference-format directory?): pass num_fields"
             )
         files = shard_files(dataset_dir, split)
-        parse = _example_parser(num_fields)
+        parse = example_parser(num_fields)
 
         def one_pass(pass_seed: tf.Tensor | int | None) -> tf.data.Dataset:
             ds = _generic_records(
@@ -201,37 +202,8 @@ def make_dataset(
             )
             return ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
-    if not repeat:
-        ds = one_pass(seed)
-    else:
-        if isinstance(first_pass, bool) or not isinstance(first_pass, int) or first_pass < 0:
-            raise ValueError(f"first_pass must be an integer >= 0. Received: {first_pass!r}")
-        # Built once, as plain Python (no AutoGraph: nothing in it branches on a tensor).
-        ds = tf.data.Dataset.range(first_pass, 2**62).flat_map(
-            tf.autograph.experimental.do_not_convert(
-                lambda k: one_pass(
-                    None if seed is None else tf.constant(seed, tf.int64) * _PASS_SEED_STRIDE + k
-                )
-            )
-        )
+    ds = repeated(one_pass, seed, first_pass) if repeat else one_pass(seed)
     return ds.prefetch(tf.data.AUTOTUNE)
-
-
-def _second(seed: int | None) -> int | None:
-    # The record/chunk shuffle must not reuse the file shuffle's seed: two equal-seed shuffles
-    # of equally many elements apply the same permutation (a reversal twice is the identity).
-    return None if seed is None else seed + 1
-
-
-def _interleave(ds: tf.data.Dataset, make, shuffle: bool, n: int) -> tf.data.Dataset:
-    # Training reads several shards at once; otherwise shards are read in order, so a split's
-    # examples come in file order (load_split, row-aligned evaluation).
-    return ds.interleave(
-        make,
-        cycle_length=min(n, 8) if shuffle else 1,
-        num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=True,
-    )
 
 
 def _generic_records(
@@ -246,33 +218,18 @@ def _generic_records(
     by_file = shard is not None and len(files) >= shard[1]
     if by_file:
         files = files[shard[0] :: shard[1]]
-    ds = tf.data.Dataset.from_tensor_slices(files)
-    if shuffle:
-        ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
-    ds = _interleave(
-        ds,
+    ds = read_sources(
+        tf.data.Dataset.from_tensor_slices(files),
         lambda f: tf.data.TFRecordDataset(f, compression_type=compression, buffer_size=1 << 20),
-        shuffle,
         len(files),
+        shuffle,
+        seed,
     )
     if shard is not None and not by_file:
         ds = ds.shard(shard[1], shard[0])
     if shuffle:
-        ds = ds.shuffle(buffer, seed=_second(seed), reshuffle_each_iteration=True)
+        ds = shuffle_in_buffer(ds, buffer, seed)
     return ds
-
-
-def _example_parser(num_fields: int):
-    features = {
-        "feature": tf.io.FixedLenFeature([num_fields], tf.int64),
-        "label": tf.io.FixedLenFeature([1], tf.float32),
-    }
-
-    def parse(serialized: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        example = tf.io.parse_example(serialized, features)
-        return example["feature"], example["label"]
-
-    return parse
 
 
 def _fixed_layout_chunks(
@@ -306,8 +263,6 @@ def _fixed_layout_chunks(
         (list(paths),)
         + tuple(tf.constant(column, tf.int64) for column in (lengths, headers, footers))
     )
-    if shuffle:
-        ds = ds.shuffle(len(pieces), seed=seed, reshuffle_each_iteration=True)
 
     def read(
         path: tf.Tensor, length: tf.Tensor, header: tf.Tensor, footer: tf.Tensor
@@ -321,9 +276,9 @@ def _fixed_layout_chunks(
             compression_type=compression,
         )
 
-    ds = _interleave(ds, read, shuffle, len(pieces))
+    ds = read_sources(ds, read, len(pieces), shuffle, seed)
     if shuffle:
-        ds = ds.shuffle(max(1, buffer // chunk), seed=_second(seed), reshuffle_each_iteration=True)
+        ds = shuffle_in_buffer(ds, max(1, buffer // chunk), seed)
     return ds
 
 
@@ -360,94 +315,6 @@ def _row_ranges(
             ranges.append((os.path.join(dataset_dir, name), a, b, rows))
         start += rows
     return ranges
-
-
-def _shuffled_windows(
-    dataset_dir: str,
-    stats: DatasetStats,
-    split: str,
-    seed: tf.Tensor | int,
-    shard: tuple[int, int] | None,
-) -> tf.data.Dataset:
-    """One "examples"-shuffled pass over uncompressed shards: uint8 [rows, record_bytes] blocks
-    of up to WINDOW_CHUNKS * CHUNK_RECORDS framed records (see the module docstring)."""
-    size = stats.record_bytes
-    ranges = _row_ranges(dataset_dir, stats, split, shard)
-    # Every chunk of the slice: (range index, first row in its file, rows).
-    chunks = np.array(
-        [(k, start, min(CHUNK_RECORDS, b - start))
-         for k, (_, a, b, _) in enumerate(ranges) for start in range(a, b, CHUNK_RECORDS)],
-        dtype=np.int64,
-    ).reshape(-1, 3)
-
-    # Built before the map, never changed after: tf.data runs `window` on several threads at
-    # once, so it reads only immutable state (the memmaps are read-only views) and derives the
-    # pass order from the pass seed alone (`order` is pure; lru_cache is thread-safe).
-    files = [np.memmap(p, np.uint8, "r", shape=(n, size)) for p, _, _, n in ranges]
-
-    @functools.lru_cache(maxsize=2)
-    def order(key: int) -> np.ndarray:
-        """The pass's chunk order: a permutation of range(len(chunks)), from its seed."""
-        permutation = np.random.default_rng(key).permutation(len(chunks))
-        permutation.flags.writeable = False
-        return permutation
-
-    def window(pass_seed: Any, index: Any) -> np.ndarray:
-        """Rows of window `index` of the pass: uint8 [rows, record_bytes]."""
-        key = int(pass_seed)
-        picked = chunks[order(key)[index * WINDOW_CHUNKS:(index + 1) * WINDOW_CHUNKS]]
-        block = np.concatenate([files[k][start:start + n] for k, start, n in picked])
-        return block[np.random.default_rng((key, int(index))).permutation(len(block))]
-
-    # (A numpy_function, not from_generator: TensorFlow 2.21 logs a spurious C++ error about
-    # `use_unbounded_threadpool` when Keras traces a fit over a from_generator dataset.)
-    windows = -(-len(chunks) // WINDOW_CHUNKS)
-    return tf.data.Dataset.range(windows).map(
-        lambda index: tf.ensure_shape(
-            tf.numpy_function(window, [tf.cast(seed, tf.int64), index], tf.uint8, stateful=False),
-            [None, size],
-        )
-    )
-
-
-def _record_decoder(stats: DatasetStats):
-    """framed records uint8 [n, record_bytes] -> (ids int64 [n, F], labels float32 [n, 1]).
-
-    Field ids grow field by field, so varint widths never decrease along the record: the ids
-    are runs of fields of equal width w, each a regular [n, fields, w] block of bytes. A field of
-    width w has the continuation bit set on exactly its first w - 1 bytes, so its id is
-    sum_k byte_k * 128^k minus a constant: slices, multiplies and adds, no gather.
-    """
-    encoder = ExampleEncoder([f.oov_id for f in stats.fields])
-    if encoder.record_len + 16 != stats.record_bytes:
-        raise DataError(
-            f"stats: record_bytes {stats.record_bytes} does not match the fields' layout"
-        )
-    runs = []  # (first byte, number of fields, width)
-    widths = encoder.widths.tolist()
-    first = 0
-    for f in range(1, len(widths) + 1):
-        if f == len(widths) or widths[f] != widths[first]:
-            runs.append((12 + int(encoder.starts[first]), f - first, widths[first]))
-            first = f
-    label_at = 12 + encoder.record_len - 4
-
-    def decode(raw: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        blocks = []
-        for start, count, width in runs:
-            dtype = tf.int32 if width <= 4 else tf.int64  # 255 * (1 + ... + 128^3) < 2^31
-            grid = tf.cast(
-                tf.reshape(raw[:, start : start + count * width], [-1, count, width]), dtype
-            )
-            value = grid[:, :, 0]
-            for k in range(1, width):
-                value += grid[:, :, k] * (1 << 7 * k)
-            continuation = sum(128 << 7 * k for k in range(width - 1))
-            blocks.append(tf.cast(value - continuation, tf.int64))
-        labels = tf.bitcast(raw[:, label_at : label_at + 4], tf.float32)[:, None]
-        return tf.concat(blocks, axis=1), labels
-
-    return decode
 
 
 def load_split(
