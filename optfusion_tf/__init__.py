@@ -18,7 +18,7 @@ from typing import Any
 _EXPORTS = {
     "OptFusionModel": "optfusion_tf.models.model",
     "ArchSpec": "optfusion_tf.architecture.arch_spec",
-    "PRESETS": "optfusion_tf.architecture.arch_spec",
+    "PRESETS": "optfusion_tf.architecture.presets",
     "make_dataset": "optfusion_tf.data.reader",
     "load_split": "optfusion_tf.data.reader",
     "DatasetStats": "optfusion_tf.data.stats",

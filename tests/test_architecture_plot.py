@@ -7,7 +7,9 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from optfusion_tf.architecture.arch_spec import OPERATIONS, ArchSpec, preset_arch
+from optfusion_tf.architecture.arch_spec import ArchSpec
+from optfusion_tf.architecture.presets import preset_arch
+from optfusion_tf.architecture.validation import OPERATIONS
 from optfusion_tf.analysis.architecture_plot import (
     architecture_image,
     connection_matrix,

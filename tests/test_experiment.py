@@ -494,7 +494,7 @@ def test_fusion_weights_without_gradient_are_explained_once_and_keras_does_not_w
     model's first step; we say it once in our words and hide Keras' line for those weights."""
     import warnings
 
-    from optfusion_tf.architecture.arch_spec import OPERATIONS
+    from optfusion_tf.architecture.validation import OPERATIONS
     from optfusion_tf.architecture.search_space import SearchSpace, edge_name
 
     arch = ArchSpec.load(search_run / "arch.json")

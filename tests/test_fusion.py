@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from optfusion_tf.architecture.arch_spec import OPERATIONS
+from optfusion_tf.architecture.validation import OPERATIONS
 from optfusion_tf.fusion.base import unit_rms
 from optfusion_tf.fusion import (
     FUSION_OPERATIONS,

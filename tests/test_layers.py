@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from optfusion_tf.architecture.arch_spec import SHALLOW_COMPONENTS
+from optfusion_tf.architecture.validation import SHALLOW_COMPONENTS
 from optfusion_tf.layers import (
     CIN,
     SHALLOW_LAYERS,

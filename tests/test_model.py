@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from optfusion_tf.architecture.arch_spec import OPERATIONS, ArchSpec, ArchSpecError, one_hot_beta, preset_arch
+from optfusion_tf.architecture.arch_spec import ArchSpec, one_hot_beta
+from optfusion_tf.architecture.presets import preset_arch
+from optfusion_tf.architecture.validation import OPERATIONS, ArchSpecError
 from optfusion_tf.training.experiment import TrainingConfig
 from optfusion_tf.analysis.flops import analytic_flops_per_sample
 from optfusion_tf.fusion import AddFusion, ConcatFusion, FusionMixture

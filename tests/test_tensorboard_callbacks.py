@@ -5,7 +5,9 @@ import numpy as np
 import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator
 
-from optfusion_tf.architecture.arch_spec import OPERATIONS, ArchSpec, preset_arch
+from optfusion_tf.architecture.arch_spec import ArchSpec
+from optfusion_tf.architecture.presets import preset_arch
+from optfusion_tf.architecture.validation import OPERATIONS
 from optfusion_tf.training.evaluation import ExactValidationMetrics
 from optfusion_tf.architecture.search_space import SearchSpace, edge_name
 from optfusion_tf.training.tensorboard_callbacks import ArchitectureSummaries

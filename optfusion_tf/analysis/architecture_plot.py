@@ -28,7 +28,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Circle, FancyArrowPatch, Patch, Rectangle
 
-from optfusion_tf.architecture.arch_spec import OPERATIONS, ArchSpec
+from optfusion_tf.architecture.arch_spec import ArchSpec
+from optfusion_tf.architecture.validation import OPERATIONS
 from optfusion_tf.architecture.search_space import edge_name
 
 _DPI = 100

@@ -1,1 +1,2 @@
-"""The search space and the architecture spec (arch.json, presets): plain Python, no TensorFlow."""
+"""The search space, the architecture spec (arch.json), its validation and the presets: plain
+Python, no TensorFlow."""

@@ -1,4 +1,4 @@
-"""The architecture spec that `arch.json` stores, with validation (plain Python, no TensorFlow).
+"""The architecture spec and its file format, `arch.json` (plain Python, no TensorFlow).
 
 An `ArchSpec` holds what a search learns (DESIGN.md sections 3-4, paper Eq. 9-13):
 
@@ -17,38 +17,36 @@ and, derived from them and written alongside for readers of the file:
   downstream ADD / CONCAT, scales a PROD and competes in an ATT). Only nodes that do not reach
   O are pruned: they provably cannot change the output.
 
-`depends_on_example(operations)` says which nodes' outputs vary with the example under the
-operations a model applies (see `operations_for`): a model whose O does not is refused.
-
 It also records what it was searched on (`dataset`, `num_fields`, `feature_num`, `emb_dim`,
-`shallow`) so that re-training on another dataset or with another component is refused.
+`shallow`, `operation_norm`) so that re-training on another dataset or with another component is
+refused. `operations_for(fusion)` says what a model applies at each fusing node.
+
+The file: `to_dict` / `save` write `FORMAT_VERSION`; `from_dict` / `load` read every version in
+`READABLE_FORMAT_VERSIONS` and refuse derived keys that disagree with alpha / beta.
+`one_hot_beta` is how a fixed choice of operation is stored.
+
+Elsewhere: the checks, which `ArchSpec` inherits, in validation.py; the presets in presets.py.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 from typing import Any, Mapping
 
-from optfusion_tf.architecture.search_space import (
-    AUXILIARY_SHALLOW,
-    EMBEDDING,
-    OUTPUT,
-    SearchSpace,
-    edge_name,
+from optfusion_tf.architecture.search_space import EMBEDDING, OUTPUT, SearchSpace, edge_name
+from optfusion_tf.architecture.validation import (
+    OPERATIONS,
+    ArchSpecChecks,
+    ArchSpecError,
+    validate,
 )
 
 # 2: live_nodes keeps unfed nodes that reach O (version 1 dropped them), implicit_inputs, and
 # one-hot choices stored as decisive logits (ONE_HOT_LOGIT). Version 1 files are still read.
 FORMAT_VERSION = 2
 READABLE_FORMAT_VERSIONS = (1, 2)
-OPERATIONS = ("add", "prod", "concat", "att")
-SHALLOW_COMPONENTS = ("crossnet", "crossnetv2", "cin")
-PRESETS = ("parallel", "stacked")
-# Normalizations of the fusion operations' outputs (optfusion_tf/fusion/base.py OUTPUT_NORMS).
-OPERATION_NORMS = ("none", "rms")
 # A fixed choice of one operation is stored as beta = 0 for it and -ONE_HOT_LOGIT for the
 # others, so that softmax(beta) is exactly one-hot (exp(-1e4) is 0 in float32 and float64):
 # OptFusion-Soft, the plots and the TensorBoard scalars all show the operation that was meant.
@@ -60,12 +58,8 @@ MIXTURE = "mixture"
 MIXTURE_MODES = ("soft", "search_operations")
 
 
-class ArchSpecError(ValueError):
-    """An arch spec (usually an arch.json file) is malformed or does not fit its use."""
-
-
 @dataclasses.dataclass(frozen=True)
-class ArchSpec:
+class ArchSpec(ArchSpecChecks):
     """A searched (or preset) fusion architecture.
 
     Attributes:
@@ -95,7 +89,7 @@ class ArchSpec:
     operation_norm: str = "none"
 
     def __post_init__(self) -> None:
-        _validate(self)
+        validate(self)
 
     # ---- derived -------------------------------------------------------------------------
 
@@ -168,110 +162,6 @@ class ArchSpec:
             f"fusion must be 'hard', one of {list(MIXTURE_MODES)} or one of {list(OPERATIONS)}. "
             f"Received: {fusion!r}"
         )
-
-    def depends_on_example(self, operations: Mapping[str, str]) -> tuple[str, ...]:
-        """The live nodes whose output varies with the example, given each fusing node's
-        operation (`operations_for`), in node order.
-
-        What each node computes from its connected inputs, each either varying or a constant
-        (a node's output is never exactly zero: every component adds a trainable bias):
-        - the fused input: ADD and ATT of no input are 0, PROD of none is 1, CONCAT of none its
-          bias, the mixture of none a non-zero constant; with inputs, it varies if one does.
-          S0's input is E when E->S0 is connected, else 0.
-        - a shallow node sees x0 = E: CrossNetV2(x0, x) = x0 (W x + b) + x always varies;
-          CrossNet and CIN vary unless their fused input is exactly 0 (then they output their
-          bias).
-        - a deep node and O vary if their fused input does.
-        """
-        connections = self.connections
-        varies = {EMBEDDING}
-        for node in self.live_nodes[1:]:
-            inputs = connections[node]
-            fused_varies = any(src in varies for src in inputs)
-            if node == AUXILIARY_SHALLOW:
-                fused_is_zero = not inputs
-            else:
-                fused_is_zero = not inputs and operations[node] in ("add", "att")
-            kind = self.space.kind(node)
-            if kind == "shallow":
-                node_varies = self.shallow == "crossnetv2" or fused_varies or not fused_is_zero
-            else:
-                node_varies = fused_varies
-            if node_varies:
-                varies.add(node)
-        return tuple(v for v in self.live_nodes if v in varies)
-
-    def numerical_warnings(self, fusion: str) -> list[str]:
-        """One line per live node where `fusion` applies PROD to more than two inputs or to a
-        deep node's (ReLU) output: such products are tiny or exactly zero (at init, F=39, n=3:
-        mean |PROD| 4e-18 at O over 8 inputs, 87% exact zeros), so the node gets almost no
-        signal to train on."""
-        operations = self.operations_for(fusion)
-        lines = []
-        for node in self.live_nodes[1:]:
-            inputs = self.connections[node]
-            if operations.get(node) != "prod" or not inputs:
-                continue
-            relu = [src for src in inputs if self.space.kind(src) == "deep"]
-            if len(inputs) <= 2 and not relu:
-                continue
-            what = [f"{len(inputs)} inputs ({', '.join(inputs)})"] if len(inputs) > 2 else []
-            if relu:
-                what.append(f"the ReLU output of {', '.join(relu)}")
-            remedy = (
-                "; --operation_norm=rms (search and re-train) or --fusion=soft may help"
-                if self.operation_norm == "none" else ""
-            )
-            lines.append(
-                f"{node}: fusion={fusion} applies PROD to {' and '.join(what)}: its output is "
-                f"tiny or exactly zero for most examples (docs/model.md, 'PROD over many inputs'){remedy}."
-            )
-        return lines
-
-    # ---- checks against a use -------------------------------------------------------------
-
-    def check_trainable(self, fusion: str = "hard") -> None:
-        """Raises ArchSpecError if, under `fusion` (see `operations_for`), the model's output
-        would not depend on the example (nothing to learn but a constant)."""
-        operations = self.operations_for(fusion)
-        if OUTPUT not in self.depends_on_example(operations):
-            inputs = self.connections[OUTPUT]
-            why = (
-                "O has no connected input"
-                if not inputs
-                else f"O's connected inputs {list(inputs)} output constants"
-            )
-            raise ArchSpecError(
-                f"The architecture's output does not depend on the example under "
-                f"fusion={fusion!r}: {why} (every path from E to O has an edge with alpha <= 0, "
-                "and no shallow node on the way turns its x0 = E into a varying output), so "
-                "there is no model to re-train."
-            )
-
-    def check_compatible(
-        self,
-        *,
-        dataset: str,
-        num_fields: int,
-        feature_num: int,
-        n: int | None = None,
-        shallow: str | None = None,
-        operation_norm: str | None = None,
-    ) -> None:
-        """Raises ArchSpecError naming the first mismatch with the intended use."""
-        expected = {"num_fields": num_fields, "feature_num": feature_num}
-        if self.dataset and dataset:
-            expected["dataset"] = dataset
-        for key, value in (("n", n), ("shallow", shallow), ("operation_norm", operation_norm)):
-            if value is not None:
-                expected[key] = value
-        for key, want in expected.items():
-            have = getattr(self, key)
-            if have != want:
-                raise ArchSpecError(
-                    f"The architecture was searched with {key}={have!r}, but this run has "
-                    f"{key}={want!r}."
-                )
 
     # ---- (de)serialization ----------------------------------------------------------------
 
@@ -386,52 +276,6 @@ class ArchSpec:
         return cls.from_dict(data, where=path)
 
 
-def preset_arch(
-    preset: str,
-    *,
-    n: int,
-    shallow: str,
-    dataset: str,
-    num_fields: int,
-    feature_num: int,
-    emb_dim: int,
-    operation_norm: str = "none",
-) -> ArchSpec:
-    """The paper's naive fusions over the same components (DESIGN.md section 4).
-
-    - parallel (DCN): E->S1->..->Sn, E->D1->..->Dn, O = CONCAT(Sn, Dn).
-    - stacked: E->S0->D1->..->Dn->O.
-    Single-input nodes use ADD (the identity on one input). beta is one_hot_beta of each choice,
-    so that softmax(beta) (OptFusion-Soft, the plots) is exactly that choice.
-    """
-    if preset not in PRESETS:
-        raise ArchSpecError(f"preset must be one of {list(PRESETS)}. Received: {preset!r}")
-    space = SearchSpace(n)
-    if preset == "parallel":
-        chains = [[EMBEDDING] + [f"{k}{i}" for i in range(1, n + 1)] + [OUTPUT] for k in "SD"]
-        output_op = "concat"
-    else:
-        chains = [[EMBEDDING, AUXILIARY_SHALLOW] + [f"D{i}" for i in range(1, n + 1)] + [OUTPUT]]
-        output_op = "add"
-    on = {edge_name(a, b) for chain in chains for a, b in zip(chain, chain[1:])}
-    alpha = {edge_name(s, d): (1.0 if edge_name(s, d) in on else -1.0) for s, d in space.edges}
-    beta = {
-        node: one_hot_beta(output_op if node == OUTPUT else "add") for node in space.fusing_nodes
-    }
-    return ArchSpec(
-        n=n,
-        shallow=shallow,
-        alpha=alpha,
-        beta=beta,
-        dataset=dataset,
-        num_fields=num_fields,
-        feature_num=feature_num,
-        emb_dim=emb_dim,
-        source=f"preset:{preset}",
-        operation_norm=operation_norm,
-    )
-
-
 def one_hot_beta(operation: str) -> tuple[float, ...]:
     """beta logits whose softmax is exactly one-hot on `operation` (0 and -ONE_HOT_LOGIT)."""
     if operation not in OPERATIONS:
@@ -449,64 +293,3 @@ def _decisive(logits: tuple[Any, ...]) -> tuple[Any, ...]:
     if sorted(logits) == [0, 0, 0, 1]:
         return one_hot_beta(OPERATIONS[list(logits).index(1)])
     return logits
-
-
-def _validate(spec: ArchSpec) -> None:
-    """Raises ArchSpecError naming what is wrong."""
-    space = SearchSpace(spec.n) if _is_int(spec.n) and spec.n >= 1 else None
-    if space is None:
-        raise ArchSpecError(f"n must be an integer >= 1. Received: {spec.n!r}")
-    if spec.operation_norm not in OPERATION_NORMS:
-        raise ArchSpecError(
-            f"operation_norm must be one of {list(OPERATION_NORMS)}. Received: {spec.operation_norm!r}"
-        )
-    if spec.shallow not in SHALLOW_COMPONENTS:
-        raise ArchSpecError(
-            f"shallow must be one of {list(SHALLOW_COMPONENTS)}. Received: {spec.shallow!r}"
-        )
-    for key in ("num_fields", "feature_num", "emb_dim"):
-        value = getattr(spec, key)
-        if not _is_int(value) or value < 1:
-            raise ArchSpecError(f"{key} must be a positive integer. Received: {value!r}")
-    if not isinstance(spec.dataset, str):
-        raise ArchSpecError(f"dataset must be a string. Received: {spec.dataset!r}")
-    if not isinstance(spec.alpha, Mapping):
-        raise ArchSpecError(f"alpha must be an object. Received: {spec.alpha!r}")
-    expected_edges = [edge_name(s, d) for s, d in space.edges]
-    missing = [e for e in expected_edges if e not in spec.alpha]
-    extra = sorted(set(spec.alpha) - set(expected_edges))
-    if extra:
-        raise ArchSpecError(
-            f"alpha has edges that n={spec.n} does not allow (an edge must go from a lower "
-            f"to a higher level; S0 takes E only): {extra}"
-        )
-    if missing:
-        raise ArchSpecError(f"alpha lacks edges of the n={spec.n} search space: {missing}")
-    for name, value in spec.alpha.items():
-        if not _is_finite_number(value):
-            raise ArchSpecError(f"alpha[{name!r}] must be a finite number. Received: {value!r}")
-    missing_nodes = [v for v in space.fusing_nodes if v not in spec.beta]
-    extra_nodes = sorted(set(spec.beta) - set(space.fusing_nodes))
-    if missing_nodes or extra_nodes:
-        raise ArchSpecError(
-            f"beta must have exactly the fusing nodes {list(space.fusing_nodes)}; "
-            f"missing {missing_nodes}, unexpected {extra_nodes}"
-        )
-    for node, logits in spec.beta.items():
-        if len(logits) != len(OPERATIONS) or not all(_is_finite_number(v) for v in logits):
-            raise ArchSpecError(
-                f"beta[{node!r}] must be {len(OPERATIONS)} finite numbers (order "
-                f"{list(OPERATIONS)}). Received: {list(logits)!r}"
-            )
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_finite_number(value: Any) -> bool:
-    return (
-        isinstance(value, (int, float))
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-    )

@@ -16,7 +16,8 @@ import math
 
 from absl import flags
 
-from optfusion_tf.architecture.arch_spec import OPERATION_NORMS, OPERATIONS, PRESETS, SHALLOW_COMPONENTS
+from optfusion_tf.architecture.presets import PRESETS
+from optfusion_tf.architecture.validation import OPERATION_NORMS, OPERATIONS, SHALLOW_COMPONENTS
 from optfusion_tf.data.shuffle import SHUFFLES
 from optfusion_tf.distribute.distribution import DEFAULT_CLUSTER_WAIT_S, STRATEGIES
 from optfusion_tf.layers.initializers import KERNEL_INITS

@@ -23,7 +23,7 @@ from typing import Any, Sequence
 import keras
 from keras import ops
 
-from optfusion_tf.architecture.arch_spec import OPERATION_NORMS
+from optfusion_tf.architecture.validation import OPERATION_NORMS
 
 from optfusion_tf.layers.initializers import InitializerLike
 from optfusion_tf.layers.types import Shape, Tensor

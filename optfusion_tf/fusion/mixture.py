@@ -8,7 +8,7 @@ from typing import Any, Sequence
 import keras
 from keras import ops
 
-from optfusion_tf.architecture.arch_spec import OPERATIONS
+from optfusion_tf.architecture.validation import OPERATIONS
 from optfusion_tf.fusion.base import check_fusion_inputs, check_num_inputs, check_output_norm
 from optfusion_tf.fusion.registry import make_fusion_operation
 from optfusion_tf.layers.initializers import InitializerLike, clone_initializer

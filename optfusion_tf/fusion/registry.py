@@ -1,4 +1,4 @@
-"""Fusion operations by name: the keys are arch_spec.OPERATIONS (add|prod|concat|att)."""
+"""Fusion operations by name: the keys are validation.OPERATIONS (add|prod|concat|att)."""
 
 from __future__ import annotations
 

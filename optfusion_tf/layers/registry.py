@@ -1,4 +1,4 @@
-"""Shallow components by name; the keys are arch_spec.SHALLOW_COMPONENTS."""
+"""Shallow components by name; the keys are validation.SHALLOW_COMPONENTS."""
 
 from __future__ import annotations
 

@@ -41,14 +41,9 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from optfusion_tf.architecture.arch_spec import (
-    MIXTURE,
-    OPERATIONS,
-    SHALLOW_COMPONENTS,
-    ArchSpec,
-    one_hot_beta,
-    preset_arch,
-)
+from optfusion_tf.architecture.arch_spec import MIXTURE, ArchSpec, one_hot_beta
+from optfusion_tf.architecture.presets import preset_arch
+from optfusion_tf.architecture.validation import OPERATIONS, SHALLOW_COMPONENTS
 from optfusion_tf.fusion import (
     FUSION_OPERATIONS,
     FusionMixture,

@@ -36,7 +36,9 @@ import tensorflow as tf
 from absl import logging
 from scipy.special import expit
 
-from optfusion_tf.architecture.arch_spec import MIXTURE, ArchSpec, ArchSpecError, preset_arch
+from optfusion_tf.architecture.arch_spec import MIXTURE, ArchSpec
+from optfusion_tf.architecture.presets import preset_arch
+from optfusion_tf.architecture.validation import ArchSpecError
 from optfusion_tf.analysis.architecture_plot import draw_architecture, figure_to_array
 from optfusion_tf.analysis.calibration import calibration, draw_reliability_diagram
 from optfusion_tf.training.checkpoints import METADATA as BACKUP_METADATA

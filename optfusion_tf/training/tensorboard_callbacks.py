@@ -28,7 +28,8 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from optfusion_tf.architecture.arch_spec import OPERATIONS, ArchSpec, ArchSpecError
+from optfusion_tf.architecture.arch_spec import ArchSpec
+from optfusion_tf.architecture.validation import OPERATIONS, ArchSpecError
 from optfusion_tf.analysis.architecture_plot import (
     architecture_image,
     connection_matrix_image,
