@@ -1,4 +1,5 @@
-"""OptFusionModel: modes, pruning, presets, gradients, serialization, FLOPs."""
+"""OptFusionModel: modes, the supernet equivalence, gradients, serialization, FLOPs (the node
+plan: test_node_plan.py; the warm start: test_warm_start.py)."""
 
 import dataclasses
 
@@ -12,9 +13,10 @@ from optfusion_tf.architecture.presets import preset_arch
 from optfusion_tf.architecture.validation import OPERATIONS, ArchSpecError
 from optfusion_tf.training.experiment import TrainingConfig
 from optfusion_tf.analysis.flops import analytic_flops_per_sample
-from optfusion_tf.fusion import AddFusion, ConcatFusion, FusionMixture
+from optfusion_tf.fusion import AddFusion, FusionMixture
 from optfusion_tf.optimizers.lazy_adam import LazyAdam, make_embedding_optimizer
-from optfusion_tf.models.model import FUSION_MODES, OptFusionModel
+from optfusion_tf.models.model import OptFusionModel
+from optfusion_tf.models.node_plan import FUSION_MODES
 from optfusion_tf.architecture.search_space import SearchSpace, edge_name
 
 # W = 6. Embeddings at N(0, 1e-2), not the default 1e-4, so that the equivalence checks compare
@@ -137,49 +139,6 @@ def test_gradients_reach_alpha_beta_and_embedding_rows_through_the_loss():
     assert set(np.unique(g_table.indices.numpy())) <= set(IDS.ravel())
 
 
-def test_hard_mode_prunes_only_what_does_not_reach_o():
-    # D1 and S2 are fed but reach nothing: pruned. S0 and D2 reach O without being fed from E
-    # (E->S0 is off): kept, because they still change the output.
-    arch = make_arch(
-        2,
-        [
-            ("E", "S1"), ("S1", "O"), ("E", "D1"), ("D1", "S2"),
-            ("S0", "D2"), ("D2", "O"), ("E", "O"),
-        ],
-        operations={"O": "concat"},
-    )
-    model = make_model("hard", arch=arch)
-    model.build((None, 3))
-    assert [(p.node, p.inputs, p.fusion, p.unfed) for p in model.graph] == [
-        ("S0", ("E",), None, True),
-        ("S1", ("E",), arch.operations["S1"], False),
-        ("D2", ("S0",), arch.operations["D2"], False),
-        ("O", ("E", "S1", "D2"), "concat", False),
-    ]
-    assert sorted(model.components) == ["D2", "S0", "S1"]
-    assert type(model.fusions["O"]) is ConcatFusion
-    assert model.fusions["O"].kernel.shape == (3 * 6, 6)  # only the three connected inputs
-    assert not any(node in v.path for v in model.variables for node in ("D1", "S2"))
-
-
-def test_presets_build_the_described_graphs():
-    parallel = OptFusionModel.from_preset("parallel", **SHAPE, n=3, seed=0)
-    assert parallel.fusion == "hard"
-    assert [(p.node, p.inputs) for p in parallel.graph] == [
-        ("S1", ("E",)), ("D1", ("E",)), ("S2", ("S1",)), ("D2", ("D1",)),
-        ("S3", ("S2",)), ("D3", ("D2",)), ("O", ("S3", "D3")),
-    ]
-    assert parallel.graph[-1].fusion == "concat"
-    stacked = OptFusionModel.from_preset("stacked", **SHAPE, n=2, shallow="cin", dropout=0.1)
-    assert [(p.node, p.inputs, p.fusion) for p in stacked.graph] == [
-        ("S0", ("E",), None), ("D1", ("S0",), "add"), ("D2", ("D1",), "add"), ("O", ("D2",), "add"),
-    ]
-    assert stacked(IDS).shape == (8, 1)
-    assert stacked.current_arch() == preset_arch(
-        "stacked", n=2, shallow="cin", dataset="", num_fields=3, feature_num=20, emb_dim=2
-    )
-
-
 def _set_alpha(model, arch):
     values = [arch.alpha[edge_name(s, d)] for s, d in model.space.edges]
     model.architecture_variables[0].assign(values)
@@ -276,12 +235,6 @@ def test_the_pruned_model_computes_the_masked_supernet(search_mode, fixed_mode):
     fixed.build((None, 3))
     fixed.load_search_weights(search)
     np.testing.assert_allclose(fixed(IDS), search(IDS), rtol=1e-5, atol=1e-6)
-
-
-def test_load_search_weights_refuses_a_model_without_these_nodes():
-    narrow = make_model("search_operations", arch=make_arch(2, [("E", "O")]))
-    with pytest.raises(ValueError, match=r"cannot come from it: \['S0', 'S1'"):
-        make_model("hard").load_search_weights(narrow)
 
 
 def test_current_arch_follows_alpha_and_beta():

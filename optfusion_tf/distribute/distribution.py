@@ -13,10 +13,11 @@ What this module gives the training code:
 - `gather_rows(strategy, rows)`: every worker's rows [n_i, k] concatenated in worker order, on
   every worker (exact validation AUC over the whole split, identical everywhere);
 - `broadcast_from_chief(dist, values)`: the chief's small integer vector, on every worker,
-  and `sum_over_workers` (e.g. how many workers refused their inputs);
-- two Keras 3.15 workarounds, applied by `GroupedOptimizerModel` (keras-team/keras#20585:
-  `fit` under MultiWorkerMirroredStrategy fails in `_maybe_symbolic_build` and when reducing
-  scalar logs): `first_local_values` and `logs_for_multi_worker_reduce`.
+  and `sum_over_workers` (e.g. how many workers refused their inputs).
+
+The two Keras 3.15 workarounds that `fit` needs under MultiWorkerMirroredStrategy
+(keras-team/keras#20585) live beside the train step that applies them, in
+`optfusion_tf/models/replica_values.py`.
 
 A collective waits for every worker. A worker that dies is detected by TensorFlow's coordination
 service (heartbeats, about 10 s) and the others fail with `tf.errors.UnavailableError`;
@@ -32,7 +33,7 @@ import faulthandler
 import json
 import os
 import sys
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -245,22 +246,3 @@ def broadcast_from_chief(dist: Distribution, values: Any) -> list[int]:
     values = np.asarray(values, np.int64).reshape(-1)
     return sum_over_workers(dist.strategy, values if dist.role.is_chief else 0 * values)
 
-
-def first_local_values(strategy: tf.distribute.Strategy, structure: Any) -> Any:
-    """`structure` with each DistributedValues replaced by its first local value (a batch with
-    the per-replica shapes and the original dtypes, for Keras' symbolic build)."""
-    local = strategy.experimental_local_results
-    return tf.nest.map_structure(
-        lambda v: local(v)[0] if isinstance(v, tf.distribute.DistributedValues) else v, structure
-    )
-
-
-def logs_for_multi_worker_reduce(logs: Mapping[str, Any]) -> dict[str, Any]:
-    """Train-step logs shaped [1] under multi_worker, scalars otherwise.
-
-    Keras 3.15 reduces multi-worker logs with `strategy.reduce("MEAN", v, axis=0)`, which
-    rejects scalars; a [1] value reduces over replicas and that axis to the scalar mean.
-    """
-    if not in_multi_worker_mode(tf.distribute.get_strategy()):
-        return dict(logs)
-    return {key: tf.reshape(value, [1]) for key, value in logs.items()}

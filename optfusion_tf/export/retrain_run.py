@@ -16,7 +16,8 @@ import keras
 from optfusion_tf.data.errors import DataError
 from optfusion_tf.data.stats import DatasetStats
 from optfusion_tf.export.errors import ExportError
-from optfusion_tf.models.model import CONNECTION_SEARCH_MODES, OPERATION_SEARCH_MODES, OptFusionModel
+from optfusion_tf.models.model import OptFusionModel
+from optfusion_tf.models.node_plan import CONNECTION_SEARCH_MODES, OPERATION_SEARCH_MODES
 
 FLAGS_FILE, METRICS_FILE, MODEL_FILE = "flags.txt", "metrics.json", "model.keras"
 _SEARCH_ONLY_FLAGS = ("selection", "arch_lr")

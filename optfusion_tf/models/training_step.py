@@ -21,18 +21,29 @@ The three optimizers are wrapped in a `keras.optimizers.MultiOptimizer`, which b
 iterations and moments, and `TensorBoard` / `ReduceLROnPlateau` see each group's learning rate
 (`learning_rate_<optimizer name>`). They are also exposed as `embedding_optimizer`,
 `network_optimizer` and `architecture_optimizer`.
+
+The groups' plumbing (the MultiOptimizer, the partition check, optimizer arguments) is in
+`optimizer_groups.py`; the Keras 3.15 multi-worker workarounds of `fit` in `replica_values.py`.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import math
-from typing import Any, Sequence
+from typing import Any
 
 import keras
 import tensorflow as tf
 
-from optfusion_tf.distribute.distribution import first_local_values, logs_for_multi_worker_reduce
+from optfusion_tf.models.optimizer_groups import (
+    _GroupMultiOptimizer,
+    Untracked,
+    VariableGroups,
+    check_factor,
+    copy_optimizer,
+    get_optimizer,
+    hand_l2_to_lazy_adam,
+    partition,
+)
+from optfusion_tf.models.replica_values import first_local_values, logs_for_multi_worker_reduce
 from optfusion_tf.optimizers.lazy_adam import LazyAdam, make_embedding_optimizer, sum_duplicate_rows
 
 GROUPS = ("embedding", "network", "architecture")
@@ -147,7 +158,7 @@ class GroupedOptimizerModel(keras.Model):
                     f"`architecture_optimizer`), not both. Received: optimizer={optimizer!r} "
                     f"and {', '.join(given)}"
                 )
-            groups = {group: _copy_optimizer(optimizer, f"{group}_optimizer") for group in groups}
+            groups = {group: copy_optimizer(optimizer, f"{group}_optimizer") for group in groups}
         defaults = {
             "embedding": lambda: make_embedding_optimizer("lazy_adam", DEFAULT_LR),
             "network": lambda: keras.optimizers.Adam(DEFAULT_LR, name="network_optimizer"),
@@ -160,15 +171,15 @@ class GroupedOptimizerModel(keras.Model):
             groups["architecture"] = None
         embedding_optimizer, network_optimizer, architecture_optimizer = groups.values()
         optimizers = {
-            "embedding": _get_optimizer(embedding_optimizer, embedding=True),
-            "network": _get_optimizer(network_optimizer, name="network_optimizer"),
+            "embedding": get_optimizer(embedding_optimizer, embedding=True),
+            "network": get_optimizer(network_optimizer, name="network_optimizer"),
         }
         if l2_emb is None:
             own = optimizers["embedding"].l2 if isinstance(optimizers["embedding"], LazyAdam) else 0
             l2_emb = own or DEFAULT_L2_EMB
-        l2 = {"embedding": _check_factor("l2_emb", l2_emb), "network": _check_factor("l2_nn", l2_nn)}
+        l2 = {"embedding": check_factor("l2_emb", l2_emb), "network": check_factor("l2_nn", l2_nn)}
         if architecture_optimizer is not None:
-            optimizers["architecture"] = _get_optimizer(
+            optimizers["architecture"] = get_optimizer(
                 architecture_optimizer, name="architecture_optimizer"
             )
         if len({id(opt) for opt in optimizers.values()}) != len(optimizers):
@@ -177,7 +188,7 @@ class GroupedOptimizerModel(keras.Model):
                 f"instance for several groups: {optimizers}"
             )
         for group, arg in (("embedding", "l2_emb"), ("network", "l2_nn")):
-            l2[group] = _hand_l2_to_lazy_adam(optimizers[group], l2[group], arg)
+            l2[group] = hand_l2_to_lazy_adam(optimizers[group], l2[group], arg)
 
         # Plain attributes, so that tf.train.Checkpoint tracks each group's optimizer (it does
         # not look into the MultiOptimizer's list of inner optimizers).
@@ -185,8 +196,8 @@ class GroupedOptimizerModel(keras.Model):
         self._network_optimizer = optimizers["network"]
         self._architecture_optimizer = optimizers.get("architecture")
         self._group_l2 = l2
-        self._clip_global_norm = _check_factor("clip_global_norm", clip_global_norm)
-        self._variable_groups: _VariableGroups | None = None
+        self._clip_global_norm = check_factor("clip_global_norm", clip_global_norm)
+        self._variable_groups: VariableGroups | None = None
         if loss is None:
             loss = keras.losses.BinaryCrossentropy(from_logits=True)
         super().compile(
@@ -207,7 +218,7 @@ class GroupedOptimizerModel(keras.Model):
             **kwargs,
         }
         config["jit_compile"] = self.jit_compile  # resolved, as Keras records it
-        self._grouped_compile_config = _Untracked(config)
+        self._grouped_compile_config = Untracked(config)
 
     def get_compile_config(self) -> dict[str, Any]:
         """The `compile` arguments, serialized (saved in `.keras` files)."""
@@ -297,12 +308,12 @@ class GroupedOptimizerModel(keras.Model):
         optimizers = {group: getattr(self, f"{group}_optimizer") for group in GROUPS}
         return {group: opt for group, opt in optimizers.items() if opt is not None}
 
-    def _group_of_variables(self) -> _VariableGroups:
+    def _group_of_variables(self) -> VariableGroups:
         """Each variable's group; checks the partition whenever the trainable variables change."""
         trainable = self.trainable_variables
         key = tuple(id(v) for v in trainable)
         if self._variable_groups is None or self._variable_groups.key != key:
-            self._variable_groups = _partition(
+            self._variable_groups = partition(
                 {group: getattr(self, f"{group}_variables") for group in GROUPS},
                 trainable,
                 has_architecture_optimizer=self.architecture_optimizer is not None,
@@ -326,137 +337,6 @@ class _GroupSelector:
         return self._model._group_optimizers()[group]
 
 
-class _GroupMultiOptimizer(keras.optimizers.MultiOptimizer):
-    """Keras' `MultiOptimizer`, whose state is written once.
-
-    Keras 3.15's `MultiOptimizer.variables` lists its own variables and every inner optimizer's,
-    and its saving writes `variables` under the wrapper *and* each inner optimizer under it
-    again: a `.keras` or `.weights.h5` file held every Adam moment twice (5 copies of the
-    embedding table's size instead of 3). This one writes only its own variables (`iterations`);
-    the inner optimizers write theirs. Files written the old way are still read.
-    """
-
-    def save_own_variables(self, store: Any) -> None:
-        for i, variable in enumerate(self._variables):
-            store[str(i)] = variable.numpy()
-
-    def load_own_variables(self, store: Any) -> None:
-        if len(store.keys()) != len(self._variables):  # a file with the duplicated state
-            super().load_own_variables(store)
-            return
-        for i, variable in enumerate(self._variables):
-            variable.assign(store[str(i)])
-
-
-@dataclasses.dataclass(frozen=True)
-class _Untracked:
-    """Holds a value out of sight of Keras' and tf.train's automatic attribute tracking."""
-
-    value: Any
-
-
-@dataclasses.dataclass(frozen=True)
-class _VariableGroups:
-    """`group_of[id(variable)]` is the variable's group name; `key` the ids of the trainable
-    variables it was checked against. A plain object, so that neither Keras nor tf.train try to
-    track a dict with integer keys."""
-
-    key: tuple[int, ...]
-    group_of: dict[int, str]
-
-
-def _partition(
-    groups: dict[str, Sequence[keras.Variable]],
-    trainable_variables: Sequence[keras.Variable],
-    *,
-    has_architecture_optimizer: bool,
-) -> _VariableGroups:
-    """Checks that `groups` partition `trainable_variables`."""
-    owner: dict[int, str] = {}
-    for group, variables in groups.items():
-        for variable in variables:
-            if id(variable) in owner:
-                raise ValueError(
-                    f"Variable '{variable.path}' is in both the {owner[id(variable)]} and the "
-                    f"{group} optimizer groups; each trainable variable must be in exactly one."
-                )
-            owner[id(variable)] = group
-    trainable = {id(v): v for v in trainable_variables}
-    missing = [v.path for i, v in trainable.items() if i not in owner]
-    extra = [
-        v.path for variables in groups.values() for v in variables if id(v) not in trainable
-    ]
-    if missing or extra:
-        raise ValueError(
-            "The embedding, network and architecture variable groups must partition the "
-            f"model's trainable variables. Trainable but in no group: {missing}; in a group but "
-            f"not trainable (or not in the model): {extra}"
-        )
-    if groups["architecture"] and not has_architecture_optimizer:
-        raise ValueError(
-            "The model has architecture variables "
-            f"{[v.path for v in groups['architecture']]} but `compile` received no "
-            "`architecture_optimizer`. Received: architecture_optimizer=None"
-        )
-    return _VariableGroups(tuple(id(v) for v in trainable_variables), owner)
-
-
-def _copy_optimizer(
-    optimizer: str | keras.optimizers.Optimizer, name: str
-) -> str | keras.optimizers.Optimizer:
-    """One group's own copy of the optimizer given as compile's `optimizer`, named `name`."""
-    if isinstance(optimizer, str):
-        return keras.optimizers.get({"class_name": optimizer, "config": {"name": name}})
-    if not isinstance(optimizer, keras.optimizers.Optimizer):
-        raise ValueError(
-            f"`optimizer` must be a Keras optimizer name or instance. Received: {optimizer!r}"
-        )
-    _get_optimizer(optimizer, name=name)  # refuses wrappers (MultiOptimizer, loss scaling)
-    return type(optimizer).from_config({**optimizer.get_config(), "name": name})
-
-
-def _get_optimizer(
-    identifier: str | keras.optimizers.Optimizer,
-    *,
-    embedding: bool = False,
-    name: str = "embedding_optimizer",
-) -> keras.optimizers.Optimizer:
-    """An optimizer instance from a name or an instance."""
-    if isinstance(identifier, keras.optimizers.Optimizer):
-        wrappers = (keras.optimizers.MultiOptimizer, keras.optimizers.LossScaleOptimizer)
-        if isinstance(identifier, wrappers):
-            raise ValueError(
-                "A group optimizer must be a plain Keras optimizer. "
-                f"Received: {type(identifier).__name__}"
-            )
-        return identifier
-    if isinstance(identifier, str):
-        if embedding:
-            return make_embedding_optimizer(identifier)
-        return keras.optimizers.get({"class_name": identifier, "config": {"name": name}})
-    raise ValueError(
-        f"Expected an optimizer name or a keras.optimizers.Optimizer instance for the {name}. "
-        f"Received: {identifier!r}"
-    )
-
-
-def _hand_l2_to_lazy_adam(optimizer: keras.optimizers.Optimizer, l2: float, arg: str) -> float:
-    """Gives a group's coupled L2 to its `LazyAdam`, which applies it itself; returns the L2.
-
-    A `LazyAdam` created with its own `l2` keeps it when the compile argument is 0; two
-    different non-zero values are an error.
-    """
-    if not isinstance(optimizer, LazyAdam):
-        return l2
-    if optimizer.l2 and l2 and optimizer.l2 != l2:
-        raise ValueError(
-            f"The coupled L2 was given twice with different values. Received: {arg}={l2!r} "
-            f"and {optimizer.name}.l2={optimizer.l2!r}"
-        )
-    optimizer.l2 = l2 or optimizer.l2
-    return optimizer.l2
-
-
 def _summed_rows(grad: Any) -> Any:
     """A sparse gradient with the rows of repeated ids summed (its norm is then the dense
     gradient's); anything else unchanged."""
@@ -464,15 +344,3 @@ def _summed_rows(grad: Any) -> Any:
         return grad
     ids, values = sum_duplicate_rows(grad)
     return tf.IndexedSlices(values, ids, grad.dense_shape)
-
-
-def _check_factor(name: str, value: float) -> float:
-    """Validates a finite factor >= 0 (a coupled L2, a clipping norm)."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or value < 0
-    ):
-        raise ValueError(f"`{name}` must be a finite float >= 0. Received: {name}={value!r}")
-    return float(value)
