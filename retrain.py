@@ -1,6 +1,6 @@
-"""Thin script: see optfusion_tf.cli.retrain (flags: --help)."""
+"""Thin script: see optfusion_tf.cli.train_main.retrain (flags: --help)."""
 
-from optfusion_tf.cli.retrain import run
+from optfusion_tf.cli.train_main import retrain
 
 if __name__ == "__main__":
-    run()
+    retrain()

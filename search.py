@@ -1,6 +1,6 @@
-"""Thin script: see optfusion_tf.cli.search (flags: --help)."""
+"""Thin script: see optfusion_tf.cli.train_main.search (flags: --help)."""
 
-from optfusion_tf.cli.search import run
+from optfusion_tf.cli.train_main import search
 
 if __name__ == "__main__":
-    run()
+    search()

@@ -34,12 +34,12 @@ setup(
     entry_points={
         "console_scripts": [
             "optfusion-demo=optfusion_tf.demo.demo:run",
-            "criteo2TF=optfusion_tf.cli.criteo2tf:run",
-            "avazu2TF=optfusion_tf.cli.avazu2tf:run",
-            "kdd2TF=optfusion_tf.cli.kdd2tf:run",
+            "criteo2TF=optfusion_tf.cli.preprocess_flags:criteo2tf",
+            "avazu2TF=optfusion_tf.cli.preprocess_flags:avazu2tf",
+            "kdd2TF=optfusion_tf.cli.preprocess_flags:kdd2tf",
             "csv2TF=optfusion_tf.cli.csv2tf:run",
-            "optfusion-search=optfusion_tf.cli.search:run",
-            "optfusion-retrain=optfusion_tf.cli.retrain:run",
+            "optfusion-search=optfusion_tf.cli.train_main:search",
+            "optfusion-retrain=optfusion_tf.cli.train_main:retrain",
             "optfusion-export=optfusion_tf.cli.export_savedmodel:run",
             "optfusion-local-workers=optfusion_tf.cli.local_workers:main",
         ]

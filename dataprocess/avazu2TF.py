@@ -1,6 +1,6 @@
-"""Thin script: see optfusion_tf.cli.avazu2tf (flags: --help)."""
+"""Thin script: see optfusion_tf.cli.preprocess_flags.avazu2tf (flags: --help)."""
 
-from optfusion_tf.cli.avazu2tf import run
+from optfusion_tf.cli.preprocess_flags import avazu2tf
 
 if __name__ == "__main__":
-    run()
+    avazu2tf()

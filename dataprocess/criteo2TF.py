@@ -1,6 +1,6 @@
-"""Thin script: see optfusion_tf.cli.criteo2tf (flags: --help)."""
+"""Thin script: see optfusion_tf.cli.preprocess_flags.criteo2tf (flags: --help)."""
 
-from optfusion_tf.cli.criteo2tf import run
+from optfusion_tf.cli.preprocess_flags import criteo2tf
 
 if __name__ == "__main__":
-    run()
+    criteo2tf()

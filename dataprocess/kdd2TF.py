@@ -1,6 +1,6 @@
-"""Thin script: see optfusion_tf.cli.kdd2tf (flags: --help)."""
+"""Thin script: see optfusion_tf.cli.preprocess_flags.kdd2tf (flags: --help)."""
 
-from optfusion_tf.cli.kdd2tf import run
+from optfusion_tf.cli.preprocess_flags import kdd2tf
 
 if __name__ == "__main__":
-    run()
+    kdd2tf()

@@ -1,8 +1,10 @@
-"""absl flags and the shared main of the preprocessing CLIs (criteo2TF, avazu2TF, kdd2TF, csv2TF).
+"""absl flags and the shared main of the preprocessing CLIs (criteo2TF, avazu2TF, kdd2TF,
+csv2TF), and the entry points of the built-in formats: `criteo2tf()`, `avazu2tf()`, `kdd2tf()`.
 
 The flags are the options of `optfusion_tf.data.preprocess.PreprocessOptions`; csv2TF adds its
-own (see `optfusion_tf.cli.csv2tf`). They are defined by `define_flags()` when a CLI starts, not
-at import, so importing these modules next to other flag-defining modules never clashes.
+own (see `optfusion_tf.cli.csv2tf`, its entry point). They are defined by `define_flags()` when
+a CLI starts, not at import, so importing these modules next to other flag-defining modules
+never clashes.
 
 Exit status: 0 on success, 1 for unusable input or output (the message names the file, line
 and what was expected), 130 on Ctrl-C, 143 on SIGTERM; an interrupted run leaves no output
@@ -139,3 +141,32 @@ def run_preprocess(kind: str, argv: Sequence[str], csv_options: CsvOptions | Non
         "feature_num %d, fields %d, rows %s", stats.feature_num, stats.num_fields, stats.rows
     )
     return 0
+
+
+def run_for(kind: str) -> None:
+    """Console entry point of the built-in format `kind` ("criteo", "avazu" or "kdd12"):
+    defines the flags, parses the command line and preprocesses --dataset into --record."""
+    define_flags()
+
+    def main(argv: Sequence[str]) -> int:
+        return run_preprocess(kind, argv)
+
+    app.run(main)
+
+
+def criteo2tf() -> None:
+    """criteo2TF: Criteo Display Advertising Challenge train.txt -> TFRecord shards, vocab/*.tsv
+    and stats.json."""
+    run_for("criteo")
+
+
+def avazu2tf() -> None:
+    """avazu2TF: Avazu CTR train.csv (with header) -> TFRecord shards, vocab/*.tsv and
+    stats.json."""
+    run_for("avazu")
+
+
+def kdd2tf() -> None:
+    """kdd2TF: KDD Cup 2012 track 2 training.txt -> TFRecord shards, vocab/*.tsv and
+    stats.json."""
+    run_for("kdd12")

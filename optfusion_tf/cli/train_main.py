@@ -1,7 +1,9 @@
-"""The shared main of search.py and retrain.py: flags -> TrainingConfig -> experiment.
+"""search.py and retrain.py (optfusion-search, optfusion-retrain): flags -> TrainingConfig ->
+experiment.
 
-Exit status 0 on success, 1 with one clear message when an input is unusable or the loss
-became NaN.
+Their console entry points are `search()` and `retrain()` below; their flags are those of
+optfusion_tf.cli.training_flags (shown by --help). Exit status 0 on success, 1 with one clear
+message when an input is unusable or the loss became NaN.
 """
 
 from __future__ import annotations
@@ -42,9 +44,21 @@ def config_from_flags(stage: str) -> TrainingConfig:
     return TrainingConfig(**values)
 
 
+def search() -> None:
+    """Console entry point of search.py, stage 1: one-shot (or sequential) search of fusion
+    connections and operations."""
+    run("search")
+
+
+def retrain() -> None:
+    """Console entry point of retrain.py, stage 2: re-train a searched architecture (hard, soft
+    or one operation) or a preset."""
+    run("retrain")
+
+
 def run(stage: str) -> None:
-    """Console entry point of `stage`: defines its flags (at run time, like the other CLIs,
-    so that importing this module defines none) and runs it."""
+    """The program of `stage`: defines its flags (at run time, like the other CLIs, so that
+    importing this module defines none) and runs it."""
     if stage not in STAGES:
         raise ValueError(f"stage must be one of {STAGES}. Received: {stage!r}")
     training_flags.define_common_flags()
