@@ -75,12 +75,8 @@ def worker(args: argparse.Namespace) -> None:
     import keras
 
     from optfusion_tf.data.stats import DatasetStats
-    from optfusion_tf.training.experiment import (
-        TrainingConfig,
-        compile_for_training,
-        epoch_steps,
-        training_batches,
-    )
+    from optfusion_tf.training.config import TrainingConfig
+    from optfusion_tf.training.fit import compile_for_training, epoch_steps, training_batches
     from optfusion_tf.models.model import OptFusionModel
 
     stats = DatasetStats.load(args.dataset_dir)

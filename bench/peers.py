@@ -42,7 +42,8 @@ from absl import app, flags, logging  # noqa: E402
 import bench_data  # noqa: E402
 from curves import plot_test_auc, plot_validation_curves  # noqa: E402
 from optfusion_tf.data.stats import DatasetStats  # noqa: E402
-from optfusion_tf.training.experiment import TrainingConfig, run_retrain, run_search  # noqa: E402
+from optfusion_tf.training.config import TrainingConfig  # noqa: E402
+from optfusion_tf.training.experiment import run_retrain, run_search  # noqa: E402
 from optfusion_tf.training.plateau import effective_patience  # noqa: E402
 
 PEERS = {"dcn": "DeepCTR DCN", "dcnmix": "DeepCTR DCNMix", "deepfm": "DeepCTR DeepFM",

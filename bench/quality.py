@@ -30,7 +30,7 @@ from absl import app, flags, logging  # noqa: E402
 import bench_data  # noqa: E402
 from curves import plot_test_auc  # noqa: E402
 from optfusion_tf.demo.demo_models import RETRAINS, train_demo_models  # noqa: E402
-from optfusion_tf.training.experiment import ExperimentError, TrainingConfig  # noqa: E402
+from optfusion_tf.training.config import ExperimentError, TrainingConfig  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("datasets", ["criteo_sample", "avazu_sample", "synthetic_100000"],

@@ -29,7 +29,8 @@ import keras  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 
 import bench_data  # noqa: E402
-from optfusion_tf.training.experiment import TrainingConfig, run_retrain  # noqa: E402
+from optfusion_tf.training.config import TrainingConfig  # noqa: E402
+from optfusion_tf.training.experiment import run_retrain  # noqa: E402
 
 # The recipe of this project before issue 11 (the reference's search_stage.py settings).
 BEFORE = dict(

@@ -28,7 +28,8 @@ from absl import app, flags, logging  # noqa: E402
 
 import bench_data  # noqa: E402
 from optfusion_tf.models.model import OptFusionModel  # noqa: E402
-from optfusion_tf.training.experiment import TrainingConfig, run_retrain, run_search  # noqa: E402
+from optfusion_tf.training.config import TrainingConfig  # noqa: E402
+from optfusion_tf.training.experiment import run_retrain, run_search  # noqa: E402
 
 # (name, ids V, fields F, emb_dim d): the paper's settings (d: Section 4.1.4; F: DESIGN.md
 # section 8's widths W = F * d). V from the reference's data-loader comments where it gives one.

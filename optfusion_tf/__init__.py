@@ -22,7 +22,7 @@ _EXPORTS = {
     "make_dataset": "optfusion_tf.data.reader",
     "load_split": "optfusion_tf.data.reader",
     "DatasetStats": "optfusion_tf.data.stats",
-    "TrainingConfig": "optfusion_tf.training.experiment",
+    "TrainingConfig": "optfusion_tf.training.config",
     "search": "optfusion_tf.training.api",
     "retrain": "optfusion_tf.training.api",
 }

@@ -1,9 +1,9 @@
 """--strategy pieces that need no cluster: TF_CONFIG, per-worker input slices, the workers'
-scratch run directories, the batch check and the local launcher (issue 6)."""
+scratch run directories and the local launcher (issue 6); the batch check is in
+tests/test_workers.py."""
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import json
 import os
@@ -12,7 +12,6 @@ import sys
 import numpy as np
 import pytest
 
-from optfusion_tf.training import experiment
 from optfusion_tf.cli.local_workers import free_ports, run_local_workers, tf_config
 from optfusion_tf.data.preprocess import PreprocessOptions, preprocess
 from optfusion_tf.data.reader import load_split, make_dataset
@@ -27,7 +26,6 @@ from optfusion_tf.distribute.distribution import (
     parse_tf_config,
     sum_over_workers,
 )
-from optfusion_tf.training.experiment import ExperimentError, TrainingConfig
 from optfusion_tf.training.run_dir import RunDirError, open_run_dir, open_worker_run_dir
 
 
@@ -138,46 +136,6 @@ def test_worker_scratch_run_dir_copies_the_chief_to_resume(tmp_path):
     assert json.load(open(f"{copy.backup_dir}/search/training_metadata.json")) == {"epoch": 1}
     assert open(copy.epochs_path).read() == '{"epochs": []}'
     assert os.listdir(copy.tensorboard_dir) == []  # TensorBoard logs are the chief's alone
-
-
-def test_global_batch_must_split_over_the_replicas(monkeypatch, tmp_path):
-    class TwoReplicas(Distribution):
-        @property
-        def replicas(self) -> int:
-            return 2
-
-    monkeypatch.setattr(experiment, "make_strategy", lambda name, **_: TwoReplicas())
-    stats = type("Stats", (), {"rows": {"train": 10}})()
-    config = TrainingConfig(dataset_dir="unused", run_dir=str(tmp_path / "r"), batch_size=4097)
-    stage = lambda dist, stats, checked: {"replicas": dist.replicas, "checked": checked}  # noqa: E731
-    with pytest.raises(ExperimentError, match=r"--batch_size=4097 .* multiple of the 2 replicas"):
-        experiment._distributed(config, lambda: (stats, "arch"), stage)
-    ok = dataclasses.replace(config, batch_size=4096)
-    assert experiment._distributed(ok, lambda: (stats, "arch"), stage) == {
-        "replicas": 2, "checked": "arch"
-    }
-    # Every replica needs a row in each of an epoch's steps (training_batches cuts the pass
-    # into steps x replicas batches): 10 rows at batch 2 are 5 steps of 2 rows; 9 rows are not.
-    small = dataclasses.replace(config, batch_size=2)
-    assert experiment._distributed(small, lambda: (stats, "arch"), stage)["replicas"] == 2
-    nine = type("Stats", (), {"rows": {"train": 9}})()
-    with pytest.raises(ExperimentError, match=r"--batch_size=2: an epoch is 5 steps.* has 9 rows, "
-                       r"fewer than the 10 batches"):
-        experiment._distributed(small, lambda: (nine, "arch"), stage)
-    assert not (tmp_path / "r").exists()
-
-
-def test_every_worker_needs_a_slice_of_the_training_split(monkeypatch, tmp_path):
-    class ThreeWorkers(Distribution):
-        @property
-        def shard(self) -> tuple[int, int]:
-            return (0, 3)
-
-    monkeypatch.setattr(experiment, "make_strategy", lambda name, **_: ThreeWorkers())
-    stats = type("Stats", (), {"rows": {"train": 2}})()
-    config = TrainingConfig(dataset_dir="unused", run_dir=str(tmp_path / "r"), batch_size=8)
-    with pytest.raises(ExperimentError, match="has 2 rows, fewer than the 3 workers"):
-        experiment._distributed(config, lambda: (stats, None), lambda *_: {})
 
 
 def test_tf_config_of_local_workers():

@@ -21,7 +21,7 @@ from optfusion_tf.training.evaluation import (
     non_finite_weights,
     predict_logits,
 )
-from optfusion_tf.training.experiment import constant_model_warning
+from optfusion_tf.training.results import constant_model_warning
 
 NUM_FIELDS = 3
 VOCAB = 40

@@ -11,7 +11,7 @@ import tensorflow as tf
 from optfusion_tf.architecture.arch_spec import ArchSpec, one_hot_beta
 from optfusion_tf.architecture.presets import preset_arch
 from optfusion_tf.architecture.validation import OPERATIONS, ArchSpecError
-from optfusion_tf.training.experiment import TrainingConfig
+from optfusion_tf.training.config import TrainingConfig
 from optfusion_tf.analysis.flops import analytic_flops_per_sample
 from optfusion_tf.fusion import AddFusion, FusionMixture
 from optfusion_tf.optimizers.lazy_adam import LazyAdam, make_embedding_optimizer

@@ -10,7 +10,7 @@ import threading
 
 import pytest
 
-from optfusion_tf.training.experiment import TrainingConfig
+from optfusion_tf.training.config import TrainingConfig
 from optfusion_tf.training.tracking import (
     RESULT_COLUMNS,
     ResultsTableError,

@@ -23,7 +23,7 @@ from absl import app, flags, logging  # noqa: E402
 from optfusion_tf.training import experiment  # noqa: E402
 from optfusion_tf.cli import training_flags  # noqa: E402
 from optfusion_tf.cli.flag_help import show_flags_in_help  # noqa: E402
-from optfusion_tf.training.experiment import ExperimentError, TrainingConfig  # noqa: E402
+from optfusion_tf.training.config import ExperimentError, TrainingConfig  # noqa: E402
 from optfusion_tf.training.run_dir import script_flag_lines  # noqa: E402
 
 STAGES = ("search", "retrain")

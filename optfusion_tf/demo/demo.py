@@ -29,7 +29,7 @@ from optfusion_tf.data.preprocess import PreprocessOptions, preprocess  # noqa: 
 from optfusion_tf.data.stats import DatasetStats  # noqa: E402
 from optfusion_tf.demo.demo_data import DemoChunk, write_demo_criteo  # noqa: E402
 from optfusion_tf.demo.demo_models import export_and_score, results_table, train_demo_models  # noqa: E402
-from optfusion_tf.training.experiment import TrainingConfig  # noqa: E402
+from optfusion_tf.training.config import TrainingConfig  # noqa: E402
 
 FLAGS = flags.FLAGS
 

@@ -15,7 +15,8 @@ import tensorflow as tf
 
 from optfusion_tf.data.reader import load_split
 from optfusion_tf.training.evaluation import binary_metrics
-from optfusion_tf.training.experiment import TrainingConfig, config_flag_lines, run_retrain, run_search
+from optfusion_tf.training.config import TrainingConfig, config_flag_lines
+from optfusion_tf.training.experiment import run_retrain, run_search
 from optfusion_tf.export.savedmodel import ExportResult, export_savedmodel
 
 # (label in the table, retrain.py flags); the arch path is filled in after the search.

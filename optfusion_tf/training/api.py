@@ -14,7 +14,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from optfusion_tf.training.experiment import TrainingConfig, run_retrain, run_search
+from optfusion_tf.training.config import TrainingConfig
+from optfusion_tf.training.experiment import run_retrain, run_search
 from optfusion_tf.training.run_dir import NON_RESULT_FLAGS
 
 
