@@ -63,6 +63,7 @@ RECIPES = {
     "round 1 - l2_emb 0": {**ROUND_1, "l2_emb": 0.0},
     "round 1 - no clipping": {**ROUND_1, "clip_global_norm": 0.0},
     "defaults - lazy_adam": {"embedding_optimizer": "lazy_adam"},
+    "defaults - adam": {"embedding_optimizer": "adam"},
     "defaults - l2_nn 0": {"l2_nn": 0.0},
     "defaults": {},
 }
