@@ -211,7 +211,7 @@ def test_auto_embedding_optimizer_follows_the_batch_coverage(
                         lambda *args: asked.append(args) or coverage)
     model = OptFusionModel(feature_num=stats.feature_num, num_fields=stats.num_fields, emb_dim=2,
                            n=1, seed=0)
-    with caplog.at_level("INFO"):
+    with caplog.at_level("INFO", logger="absl"):  # other tests may have quieted absl
         compile_for_training(model, _config(dataset_dir, "unused"), stats)
     assert asked == [(dataset_dir, stats, 512)]
     assert type(model.embedding_optimizer) is expected
