@@ -25,7 +25,6 @@ A DeepCTR run that fails stops the script with exit code 1 and the tail of its s
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
 import json
 import os
@@ -43,7 +42,8 @@ import bench_data  # noqa: E402
 from curves import plot_test_auc, plot_validation_curves  # noqa: E402
 from optfusion_tf.data.stats import DatasetStats  # noqa: E402
 from optfusion_tf.training.config import TrainingConfig  # noqa: E402
-from optfusion_tf.training.experiment import run_retrain, run_search  # noqa: E402
+from optfusion_tf.architecture.presets import PRESETS  # noqa: E402
+from optfusion_tf.demo.demo_models import train_demo_models  # noqa: E402
 from optfusion_tf.training.plateau import effective_patience  # noqa: E402
 
 PEERS = {"dcn": "DeepCTR DCN", "dcnmix": "DeepCTR DCNMix", "deepfm": "DeepCTR DeepFM",
@@ -115,25 +115,15 @@ def our_runs(dataset_dir: str, workdir: str, seed: int, batch_size: int) -> dict
     validation AUC per epoch added as "val_auc_curve"."""
     base = TrainingConfig(dataset_dir=dataset_dir, run_dir="", emb_dim=FLAGS.emb_dim,
                           batch_size=batch_size, seed=seed, overwrite=True)
+    retrains = tuple(
+        (key, {"preset": key} if key in PRESETS else {"fusion": key})
+        for key in OURS if key in FLAGS.ours
+    )
     runs = {}
-    for preset in ("parallel", "stacked"):
-        if preset in FLAGS.ours:
-            config = dataclasses.replace(base, preset=preset,
-                                         run_dir=os.path.join(workdir, preset))
-            runs[preset] = run_retrain(config, [], given=set())
-    fusions = [f for f in ("hard", "soft") if f in FLAGS.ours]
-    if fusions:
-        search = dataclasses.replace(base, run_dir=os.path.join(workdir, "search"))
-        runs["search"] = run_search(search, [])
-        for fusion in fusions:
-            config = dataclasses.replace(
-                base, fusion=fusion, arch=os.path.join(search.run_dir, "arch.json"),
-                run_dir=os.path.join(workdir, fusion),
-            )
-            runs[fusion] = run_retrain(config, [], given=set())
-    for key, metrics in runs.items():
-        with open(os.path.join(workdir, key, "epochs.json"), encoding="utf-8") as f:
-            metrics["val_auc_curve"] = [r["val_auc"] for r in json.load(f)["epochs"]]
+    for result in train_demo_models(dataset_dir, workdir, base, retrains, always_search=False):
+        with open(os.path.join(result.run_dir, "epochs.json"), encoding="utf-8") as f:
+            result.metrics["val_auc_curve"] = [r["val_auc"] for r in json.load(f)["epochs"]]
+        runs[result.model] = result.metrics
     return runs
 
 

@@ -3,15 +3,18 @@ datasets that are missing, incomplete or damaged are refused and leave no run di
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import pathlib
 import shutil
+import subprocess
+import sys
 
 import pytest
 from conftest import demo_dataset
 from test_experiment import _config
 
-from optfusion_tf.training.config import ExperimentError
+from optfusion_tf.training.config import ExperimentError, TrainingConfig
 from optfusion_tf.training.experiment import run_retrain, run_search
 
 
@@ -64,3 +67,41 @@ def test_damaged_datasets_are_refused_before_anything_is_written(dataset_dir, tm
         with pytest.raises(ExperimentError, match=message):
             run_retrain(_config(str(path), run_dir, preset="parallel"), [], given=set())
         assert not run_dir.exists(), "a refused run writes nothing"
+
+
+FLAG_DEFAULTS = """
+import json
+from absl import flags
+from optfusion_tf.cli import training_flags
+for define in ("common", "search", "retrain"):
+    getattr(training_flags, f"define_{define}_flags")()
+module_flags = flags.FLAGS.flags_by_module_dict()[training_flags.__name__]
+print(json.dumps({flag.name: flag.default for flag in module_flags}))
+"""
+# TrainingConfig fields without a default, each with why its flag's default (None) is not one.
+NO_CONFIG_DEFAULT = {
+    "dataset_dir": "required: the flag's None is refused by load_dataset_stats",
+    "run_dir": "the CLI makes runs/<stage>_<dataset dir name> of the flag's None (config_from_flags)",
+}
+
+
+def test_flag_defaults_are_the_training_config_defaults():
+    """Issue 28, item 5: the defaults of optfusion_tf/cli/training_flags.py and of
+    TrainingConfig are the same values (a run from Python is the run of the CLI's defaults)."""
+    proc = subprocess.run(
+        [sys.executable, "-c", FLAG_DEFAULTS], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    flag_defaults = json.loads(proc.stdout.splitlines()[-1])
+    fields = {field.name: field.default for field in dataclasses.fields(TrainingConfig)}
+    assert sorted(flag_defaults) == sorted(fields)
+    assert {name for name, default in fields.items() if default is dataclasses.MISSING} == set(
+        NO_CONFIG_DEFAULT
+    )
+    assert all(flag_defaults[name] is None for name in NO_CONFIG_DEFAULT)
+    differ = {
+        name: (flag_defaults[name], default)
+        for name, default in fields.items()
+        if name not in NO_CONFIG_DEFAULT and flag_defaults[name] != default
+    }
+    assert not differ, f"flag default != TrainingConfig default: {differ}"

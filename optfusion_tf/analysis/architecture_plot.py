@@ -19,7 +19,6 @@ state and backend are never touched.
 
 from __future__ import annotations
 
-import math
 import os
 
 import numpy as np
@@ -28,7 +27,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Circle, FancyArrowPatch, Patch, Rectangle
 
-from optfusion_tf.architecture.arch_spec import ArchSpec
+from optfusion_tf.architecture.arch_spec import ArchSpec, softmax
+from optfusion_tf.architecture.atomic_file import replace_atomically
 from optfusion_tf.architecture.validation import OPERATIONS
 from optfusion_tf.architecture.search_space import edge_name
 
@@ -47,14 +47,6 @@ _LIVE_EDGE = {"color": "#303030", "linewidth": 1.5, "alpha": 0.9, "linestyle": "
 _DEAD_EDGE = {"color": "#b0b0b0", "linewidth": 1.0, "alpha": 0.7, "linestyle": "--"}
 _X0_EDGE = {"color": "#e08214", "linewidth": 1.0, "alpha": 0.8, "linestyle": ":"}
 _UNFED_LABEL = {"shallow": "x0 only", "deep": "constant", "output": "constant"}
-
-
-def softmax(logits: tuple[float, ...]) -> tuple[float, ...]:
-    """Numerically stable softmax of a short tuple of logits."""
-    top = max(logits)
-    exps = [math.exp(v - top) for v in logits]
-    total = sum(exps)
-    return tuple(v / total for v in exps)
 
 
 def connection_matrix(arch: ArchSpec) -> np.ndarray:
@@ -298,8 +290,5 @@ def _draw_operation(
 
 def _save_png(fig: Figure, path: str | os.PathLike) -> None:
     """Writes the figure as PNG through a temporary sibling, then renames."""
-    path = os.fspath(path)
-    tmp = f"{path}.tmp"
-    fig.savefig(tmp, format="png", dpi=_DPI)
-    os.replace(tmp, path)
+    replace_atomically(path, lambda tmp: fig.savefig(tmp, format="png", dpi=_DPI))
 

@@ -32,9 +32,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from typing import Any, Mapping
 
+from optfusion_tf.architecture.atomic_file import write_text_atomically
 from optfusion_tf.architecture.search_space import EMBEDDING, OUTPUT, SearchSpace, edge_name
 from optfusion_tf.architecture.validation import (
     OPERATIONS,
@@ -257,11 +259,7 @@ class ArchSpec(ArchSpecChecks):
 
     def save(self, path: str | os.PathLike) -> None:
         """Writes JSON atomically (temporary sibling, then rename)."""
-        tmp = f"{os.fspath(path)}.tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(self.to_dict(), f, indent=2)
-            f.write("\n")
-        os.replace(tmp, path)
+        write_text_atomically(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "ArchSpec":
@@ -274,6 +272,14 @@ class ArchSpec(ArchSpecChecks):
         except json.JSONDecodeError as err:
             raise ArchSpecError(f"{path}: not valid JSON ({err})") from None
         return cls.from_dict(data, where=path)
+
+
+def softmax(logits: tuple[float, ...]) -> tuple[float, ...]:
+    """Numerically stable softmax of a short tuple of logits."""
+    top = max(logits)
+    exps = [math.exp(v - top) for v in logits]
+    total = sum(exps)
+    return tuple(v / total for v in exps)
 
 
 def one_hot_beta(operation: str) -> tuple[float, ...]:

@@ -20,6 +20,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 
+from optfusion_tf.architecture.checks import check_int
+
 EMBEDDING = "E"
 AUXILIARY_SHALLOW = "S0"
 OUTPUT = "O"
@@ -38,8 +40,7 @@ class SearchSpace:
     n: int
 
     def __post_init__(self) -> None:
-        if isinstance(self.n, bool) or not isinstance(self.n, int) or self.n < 1:
-            raise ValueError(f"`n` must be an integer >= 1. Received: n={self.n!r}")
+        check_int("n", self.n)
 
     @functools.cached_property
     def nodes(self) -> tuple[str, ...]:

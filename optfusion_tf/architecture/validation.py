@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any, Mapping
 
+from optfusion_tf.architecture.checks import is_int
 from optfusion_tf.architecture.search_space import (
     AUXILIARY_SHALLOW,
     EMBEDDING,
@@ -147,7 +148,7 @@ class ArchSpecChecks:
 
 def validate(spec: ArchSpec) -> None:
     """Raises ArchSpecError naming what is wrong with `spec`'s fields."""
-    space = SearchSpace(spec.n) if _is_int(spec.n) and spec.n >= 1 else None
+    space = SearchSpace(spec.n) if is_int(spec.n) and spec.n >= 1 else None
     if space is None:
         raise ArchSpecError(f"n must be an integer >= 1. Received: {spec.n!r}")
     if spec.operation_norm not in OPERATION_NORMS:
@@ -160,7 +161,7 @@ def validate(spec: ArchSpec) -> None:
         )
     for key in ("num_fields", "feature_num", "emb_dim"):
         value = getattr(spec, key)
-        if not _is_int(value) or value < 1:
+        if not is_int(value) or value < 1:
             raise ArchSpecError(f"{key} must be a positive integer. Received: {value!r}")
     if not isinstance(spec.dataset, str):
         raise ArchSpecError(f"dataset must be a string. Received: {spec.dataset!r}")
@@ -192,10 +193,6 @@ def validate(spec: ArchSpec) -> None:
                 f"beta[{node!r}] must be {len(OPERATIONS)} finite numbers (order "
                 f"{list(OPERATIONS)}). Received: {list(logits)!r}"
             )
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _is_finite_number(value: Any) -> bool:

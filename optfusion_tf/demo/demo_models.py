@@ -42,19 +42,28 @@ def train_demo_models(
     workdir: str,
     base: TrainingConfig,
     retrains: tuple[tuple[str, dict[str, Any]], ...] = RETRAINS,
+    *,
+    always_search: bool = True,
 ) -> list[DemoResult]:
-    """Searches on `dataset_dir`, then re-trains every entry of `retrains`.
+    """Searches on `dataset_dir`, then re-trains every entry of `retrains` (bench/peers.py and
+    bench/quality.py train their runs of ours here too).
 
     Args:
         dataset_dir: a preprocessed dataset directory.
         workdir: runs go to <workdir>/runs/<name>.
         base: training settings shared by every run (its dataset_dir/run_dir are replaced).
         retrains: (label, retrain overrides: "fusion" with the searched arch, or "preset").
+        always_search: False: no search when every entry of `retrains` is a preset.
+
+    Returns:
+        The search's result first (when it ran), then one per entry of `retrains`.
     """
     runs = os.path.join(workdir, "runs")
     search = dataclasses.replace(base, dataset_dir=dataset_dir, run_dir=os.path.join(runs, "search"))
-    results = [DemoResult("search (supernet)", search.run_dir,
-                          run_search(search, config_flag_lines(search, "search")))]
+    results = []
+    if always_search or any("preset" not in overrides for _, overrides in retrains):
+        results.append(DemoResult("search (supernet)", search.run_dir,
+                                  run_search(search, config_flag_lines(search, "search"))))
     arch = os.path.join(search.run_dir, "arch.json")
     for label, overrides in retrains:
         name = overrides.get("preset") or overrides["fusion"]

@@ -23,6 +23,7 @@ from typing import Any, Sequence
 import keras
 from keras import ops
 
+from optfusion_tf.architecture.checks import check_int
 from optfusion_tf.architecture.validation import OPERATION_NORMS
 
 from optfusion_tf.layers.initializers import InitializerLike
@@ -84,10 +85,7 @@ def check_output_norm(output_norm: str) -> None:
 
 def check_num_inputs(num_inputs: int) -> None:
     """Raises ValueError unless `num_inputs` (K) is a positive integer."""
-    if isinstance(num_inputs, bool) or not isinstance(num_inputs, int) or num_inputs < 1:
-        raise ValueError(
-            f"`num_inputs` must be a positive integer. Received: num_inputs={num_inputs!r}"
-        )
+    check_int("num_inputs", num_inputs, wording="a positive integer")
 
 
 class FusionOperation(keras.layers.Layer):

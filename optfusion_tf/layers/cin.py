@@ -9,7 +9,7 @@ from keras import ops
 
 from optfusion_tf.layers.initializers import clone_initializer
 from optfusion_tf.layers.shallow_base import ShallowComponent
-from optfusion_tf.layers.types import Shape, Tensor
+from optfusion_tf.layers.types import Shape, Tensor, check_positive_int
 
 
 @keras.saving.register_keras_serializable(package="optfusion")
@@ -41,10 +41,7 @@ class CIN(ShallowComponent):
     """
 
     def __init__(self, num_fields: int, **kwargs: Any) -> None:
-        if isinstance(num_fields, bool) or not isinstance(num_fields, int) or num_fields < 1:
-            raise ValueError(
-                f"`num_fields` must be a positive integer. Received: num_fields={num_fields!r}"
-            )
+        check_positive_int("num_fields", num_fields)
         super().__init__(**kwargs)
         self.num_fields = num_fields
 

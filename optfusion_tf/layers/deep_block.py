@@ -7,7 +7,7 @@ from typing import Any
 import keras
 
 from optfusion_tf.layers.initializers import InitializerLike, clone_initializer
-from optfusion_tf.layers.types import Shape, Tensor
+from optfusion_tf.layers.types import Shape, Tensor, check_positive_int
 
 
 @keras.saving.register_keras_serializable(package="optfusion")
@@ -41,8 +41,7 @@ class DeepBlock(keras.layers.Layer):
         seed: int | None = None,
         **kwargs: Any,
     ) -> None:
-        if isinstance(units, bool) or not isinstance(units, int) or units < 1:
-            raise ValueError(f"`units` must be a positive integer. Received: units={units!r}")
+        check_positive_int("units", units)
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout!r}")
         super().__init__(**kwargs)

@@ -16,6 +16,7 @@ from typing import Any
 import keras
 
 from optfusion_tf.architecture.arch_spec import MIXTURE
+from optfusion_tf.architecture.checks import check_int
 from optfusion_tf.architecture.validation import SHALLOW_COMPONENTS
 from optfusion_tf.fusion import FusionMixture, make_fusion_operation
 from optfusion_tf.fusion.base import check_output_norm
@@ -46,8 +47,7 @@ def check_arguments(
     `arch` is checked by `node_plan.checked_arch`)."""
     for key, value in (("feature_num", feature_num), ("num_fields", num_fields),
                        ("emb_dim", emb_dim), ("n", n)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"`{key}` must be a positive integer. Received: {key}={value!r}")
+        check_int(key, value, wording="a positive integer")
     if shallow not in SHALLOW_COMPONENTS:
         raise ValueError(
             f"`shallow` must be one of {list(SHALLOW_COMPONENTS)}. "

@@ -33,9 +33,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Mapping
 
-import numpy as np
 
-from optfusion_tf.architecture.arch_spec import MIXTURE, ArchSpec
+from optfusion_tf.architecture.arch_spec import MIXTURE, ArchSpec, softmax
 from optfusion_tf.architecture.search_space import EMBEDDING, OUTPUT, SearchSpace
 from optfusion_tf.architecture.validation import OPERATIONS
 
@@ -150,10 +149,4 @@ def edge_slices(space: SearchSpace) -> dict[str, tuple[int, int]]:
 def soft_operation_weights(space: SearchSpace, arch: ArchSpec) -> dict[str, tuple[float, ...]]:
     """fusing node -> softmax(beta*) of `arch` (float64, OPERATIONS order): the fixed mixture
     weights of every fusing node in "soft" mode."""
-    return {node: _softmax(arch.beta[node]) for node in space.fusing_nodes}
-
-
-def _softmax(logits: tuple[float, ...]) -> tuple[float, ...]:
-    values = np.asarray(logits, dtype=np.float64)
-    exp = np.exp(values - values.max())
-    return tuple((exp / exp.sum()).tolist())
+    return {node: softmax(arch.beta[node]) for node in space.fusing_nodes}

@@ -44,7 +44,12 @@ from optfusion_tf.models.optimizer_groups import (
     partition,
 )
 from optfusion_tf.models.replica_values import first_local_values, logs_for_multi_worker_reduce
-from optfusion_tf.optimizers.lazy_adam import LazyAdam, make_embedding_optimizer, sum_duplicate_rows
+from optfusion_tf.optimizers.lazy_adam import (
+    LAZY_ADAM,
+    LazyAdam,
+    make_embedding_optimizer,
+    sum_duplicate_rows,
+)
 
 GROUPS = ("embedding", "network", "architecture")
 # compile's defaults when nothing is given: the scripts' --lr_emb / --lr_nn, --arch_lr, --l2_emb.
@@ -160,7 +165,7 @@ class GroupedOptimizerModel(keras.Model):
                 )
             groups = {group: copy_optimizer(optimizer, f"{group}_optimizer") for group in groups}
         defaults = {
-            "embedding": lambda: make_embedding_optimizer("lazy_adam", DEFAULT_LR),
+            "embedding": lambda: make_embedding_optimizer(LAZY_ADAM, DEFAULT_LR),
             "network": lambda: keras.optimizers.Adam(DEFAULT_LR, name="network_optimizer"),
             "architecture": lambda: keras.optimizers.Adam(
                 DEFAULT_ARCH_LR, name="architecture_optimizer"
@@ -330,11 +335,23 @@ class _GroupSelector:
         self._model = model
 
     def values(self) -> list[keras.optimizers.Optimizer]:
-        return list(self._model._group_optimizers().values())
+        return group_optimizers(self._model)
 
     def __call__(self, variable: keras.Variable) -> keras.optimizers.Optimizer:
         group = self._model._group_of_variables().group_of[id(variable)]
         return self._model._group_optimizers()[group]
+
+
+def group_optimizers(model: keras.Model) -> list[keras.optimizers.Optimizer]:
+    """The optimizers that hold the model's learning rates: each group's of a
+    GroupedOptimizerModel (in GROUPS order), the inner ones of another model's MultiOptimizer,
+    else the model's one optimizer."""
+    if isinstance(model, GroupedOptimizerModel):
+        return list(model._group_optimizers().values())
+    optimizer = model.optimizer
+    if isinstance(optimizer, keras.optimizers.MultiOptimizer):
+        return list(optimizer.optimizers)
+    return [optimizer]
 
 
 def _summed_rows(grad: Any) -> Any:

@@ -41,7 +41,9 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-EMBEDDING_OPTIMIZERS = ("auto", "lazy_adam", "adam")
+# The embedding optimizers by name (--embedding_optimizer): AUTO resolves to one of the others.
+AUTO, LAZY_ADAM, DENSE_ADAM = "auto", "lazy_adam", "adam"
+EMBEDDING_OPTIMIZERS = (AUTO, LAZY_ADAM, DENSE_ADAM)
 DENSE_ADAM_MIN_COVERAGE = 0.5  # `auto`: dense Adam from this expected fraction of rows a batch
 
 
@@ -57,9 +59,9 @@ def resolve_embedding_optimizer(name: str, batch_coverage: float) -> str:
     the learning rate a step, at O(table) a step; `auto` is then `lazy_adam` (docs/training-recipe.md
     has the measurements). Other names are returned unchanged.
     """
-    if name != "auto":
+    if name != AUTO:
         return name
-    return "adam" if batch_coverage >= DENSE_ADAM_MIN_COVERAGE else "lazy_adam"
+    return DENSE_ADAM if batch_coverage >= DENSE_ADAM_MIN_COVERAGE else LAZY_ADAM
 
 
 @keras.saving.register_keras_serializable(package="optfusion")
@@ -206,7 +208,7 @@ def make_embedding_optimizer(
         `GroupedOptimizerModel.compile(l2_emb=...)`, which hands it to a `LazyAdam` (rows in the
         batch) or adds it to the dense gradient for `adam` (every row, as torch does).
     """
-    if name == "lazy_adam":
+    if name == LAZY_ADAM:
         return LazyAdam(
             learning_rate=learning_rate,
             beta_1=beta_1,
@@ -214,7 +216,7 @@ def make_embedding_optimizer(
             epsilon=epsilon,
             name=optimizer_name,
         )
-    if name == "adam":
+    if name == DENSE_ADAM:
         return keras.optimizers.Adam(
             learning_rate=learning_rate,
             beta_1=beta_1,
@@ -223,7 +225,7 @@ def make_embedding_optimizer(
             name=optimizer_name,
         )
     raise ValueError(
-        "The embedding optimizer must be 'lazy_adam' or 'adam' (resolve 'auto' with "
+        f"The embedding optimizer must be {LAZY_ADAM!r} or {DENSE_ADAM!r} (resolve {AUTO!r} with "
         f"resolve_embedding_optimizer first). Received: name={name!r}"
     )
 

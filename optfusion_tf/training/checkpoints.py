@@ -24,6 +24,8 @@ import h5py
 import keras
 from absl import logging
 
+from optfusion_tf.architecture.atomic_file import replace_atomically
+
 WEIGHTS = "latest.weights.h5"
 METADATA = "training_metadata.json"
 PREVIOUS = ".bkp"  # Keras' suffix for double_checkpoint's previous state
@@ -31,11 +33,11 @@ PREVIOUS = ".bkp"  # Keras' suffix for double_checkpoint's previous state
 
 def save_weights_atomically(model: keras.Model, path: str) -> None:
     """`model.save_weights(path)` through a temporary sibling, fsynced, then renamed."""
-    tmp = f"{os.path.splitext(path)[0]}.tmp.weights.h5"  # Keras needs the .weights.h5 ending
-    model.save_weights(tmp, overwrite=True)
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    replace_atomically(
+        path, lambda tmp: model.save_weights(tmp, overwrite=True),
+        tmp=f"{os.path.splitext(path)[0]}.tmp.weights.h5",  # Keras needs the .weights.h5 ending
+        fsync=True,
+    )
 
 
 class AtomicBestWeights(keras.callbacks.Callback):
@@ -129,9 +131,9 @@ def repair_backup(backup_dir: str) -> str | None:
     if previous is None:
         for name in (WEIGHTS, METADATA):
             src = os.path.join(backup_dir, name + PREVIOUS)
-            tmp = os.path.join(backup_dir, name + ".tmp")
-            shutil.copyfile(src, tmp)
-            os.replace(tmp, os.path.join(backup_dir, name))
+            replace_atomically(
+                os.path.join(backup_dir, name), lambda tmp, src=src: shutil.copyfile(src, tmp)
+            )
         epoch = _epoch(metadata)
         return (f"{backup_dir}: the latest backup is damaged ({problem}), probably by a kill "
                 f"while it was written; resuming from the previous one (after epoch {epoch}).")

@@ -71,6 +71,8 @@ class TrainingConfig:
 
 SEARCH_ONLY = ("arch_lr", "init_constant", "selection")
 RETRAIN_ONLY = ("arch", "fusion", "preset", "init_from_search")
+# The flags whose values an --arch re-train takes from arch.json (retrain_arch, arch_flag_lines).
+ARCH_FLAGS = ("n", "shallow", "emb_dim", "operation_norm")
 
 
 def config_flag_lines(config: TrainingConfig, stage: str) -> list[str]:
@@ -139,7 +141,7 @@ def retrain_arch(config: TrainingConfig, stats: DatasetStats, given: set[str]) -
         arch.check_compatible(
             dataset=stats.dataset, num_fields=stats.num_fields, feature_num=stats.feature_num
         )
-        for key in ("n", "shallow", "emb_dim", "operation_norm"):
+        for key in ARCH_FLAGS:
             if key in given and getattr(config, key) != getattr(arch, key):
                 raise ArchSpecError(
                     f"--{key}={getattr(config, key)!r} does not match the arch, which was searched "
@@ -162,9 +164,6 @@ def retrain_arch(config: TrainingConfig, stats: DatasetStats, given: set[str]) -
 def search_model_path(arch_path: str) -> str:
     """The model.keras of the search run that wrote `arch_path` (--init_from_search)."""
     return os.path.join(os.path.dirname(os.path.abspath(arch_path)), MODEL_FILE)
-
-
-ARCH_FLAGS = ("emb_dim", "n", "operation_norm", "shallow")
 
 
 def arch_flag_lines(flag_lines: list[str], arch: ArchSpec) -> list[str]:

@@ -25,6 +25,7 @@ from optfusion_tf.data.vocabulary import batch_coverage
 from optfusion_tf.distribute.distribution import Distribution
 from optfusion_tf.models.model import OptFusionModel
 from optfusion_tf.optimizers.lazy_adam import (
+    AUTO,
     DENSE_ADAM_MIN_COVERAGE,
     make_embedding_optimizer,
     resolve_embedding_optimizer,
@@ -155,9 +156,9 @@ def compile_for_training(
     """The three optimizer groups and coupled L2 of config (call under the strategy's scope);
     `--embedding_optimizer=auto` is resolved from the fraction of the table a batch looks up."""
     embedding_optimizer = config.embedding_optimizer
-    if embedding_optimizer == "auto":
+    if embedding_optimizer == AUTO:
         coverage = batch_coverage(config.dataset_dir, stats, config.batch_size)
-        embedding_optimizer = resolve_embedding_optimizer("auto", coverage)
+        embedding_optimizer = resolve_embedding_optimizer(AUTO, coverage)
         logging.info("embedding optimizer: %s (auto: a batch of %d rows looks up %.0f%% of the "
                      "table's %s rows on average; dense adam from %.0f%%)", embedding_optimizer,
                      config.batch_size, 100 * coverage, f"{stats.feature_num:,}",

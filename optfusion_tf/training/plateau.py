@@ -32,6 +32,9 @@ from typing import Any, Callable, Sequence
 import keras
 from absl import logging
 
+from optfusion_tf.architecture.checks import check_int
+from optfusion_tf.models.training_step import group_optimizers
+
 
 class ValidationPlateau(keras.callbacks.Callback):
     """Stops training, and steps the learning rates down, on a plateau of a validation metric.
@@ -66,8 +69,7 @@ class ValidationPlateau(keras.callbacks.Callback):
         min_delta: float = 0.0,
     ) -> None:
         super().__init__()
-        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
-            raise ValueError(f"`patience` must be an integer >= 0. Received: patience={patience!r}")
+        check_int("patience", patience, 0)
         if not 0.0 < factor <= 1.0:
             raise ValueError(f"`factor` must be in (0, 1]. Received: factor={factor!r}")
         if not min_lr >= 0.0 or not min_delta >= 0.0:
@@ -158,14 +160,6 @@ def effective_patience(patience: int, patience_steps: int, steps_per_epoch: int)
     """
     for name, value, low in (("patience", patience, 0), ("patience_steps", patience_steps, 0),
                              ("steps_per_epoch", steps_per_epoch, 1)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ValueError(f"`{name}` must be an integer >= {low}. Received: {name}={value!r}")
+        check_int(name, value, low)
     return max(patience, -(-patience_steps // steps_per_epoch))
 
-
-def group_optimizers(model: keras.Model) -> list[keras.optimizers.Optimizer]:
-    """The optimizers that hold the model's learning rates: every group of a MultiOptimizer
-    (GroupedOptimizerModel), else the model's one optimizer."""
-    optimizer = model.optimizer
-    inner = getattr(optimizer, "optimizers", None)
-    return list(inner) if isinstance(optimizer, keras.optimizers.MultiOptimizer) else [optimizer]

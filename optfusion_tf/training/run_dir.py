@@ -52,6 +52,9 @@ import numpy as np
 import tensorflow as tf
 from absl import flags
 
+from optfusion_tf.architecture.atomic_file import write_text_atomically
+from optfusion_tf.architecture.checks import is_int
+
 # Flags that steer how a run is started, not what it computes: never written to flags.txt.
 NON_RESULT_FLAGS = ("flagfile", "overwrite", "cluster_wait_s")
 METRIC_KEYS = ("valid_auc", "valid_logloss", "test_auc", "test_logloss", "best_epoch", "seconds")
@@ -230,7 +233,7 @@ def open_run_dir(
     os.makedirs(run.tensorboard_dir, exist_ok=True)
     program = os.path.basename(sys.argv[0]) if program is None else program
     header = f"# Re-run: python {program} --flagfile={run.flags_path}"
-    _write_text_atomic(run.flags_path, "\n".join([header, *flag_lines]) + "\n")
+    write_text_atomically(run.flags_path, "\n".join([header, *flag_lines]) + "\n")
     return run
 
 
@@ -268,7 +271,7 @@ def open_worker_run_dir(chief_path: str | os.PathLike, *, resuming: bool, worker
 
 def write_json_atomic(path: str | os.PathLike, data: Mapping[str, Any]) -> None:
     """Writes strict JSON (NaN/inf rejected) through a temporary sibling, then renames."""
-    _write_text_atomic(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
+    write_text_atomically(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
 
 
 def set_seed(seed: int, *, deterministic_ops: bool = True) -> None:
@@ -279,7 +282,7 @@ def set_seed(seed: int, *, deterministic_ops: bool = True) -> None:
     raise instead of silently varying, and tf.data keeps a deterministic order. On CPU it cost no
     measurable CPU time on a dense model nor on an embedding + MLP CTR model (docs/training.md, "Reproducibility").
     """
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+    if not is_int(seed) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer. Received: {seed!r}")
     keras.utils.set_random_seed(seed)
     if deterministic_ops:
@@ -306,11 +309,3 @@ def _check_resumable(run: RunDir, flag_lines: list[str]) -> None:
 
 def _has_backup(run: RunDir) -> bool:
     return os.path.isdir(run.backup_dir) and bool(os.listdir(run.backup_dir))
-
-
-def _write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    path = os.fspath(path)
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
