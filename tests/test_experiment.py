@@ -270,7 +270,7 @@ def test_fusion_weights_without_gradient_are_explained_once_and_keras_does_not_w
     assert single.connections["D1"] == ("E",) and single.operations_for("hard")["D1"] == "att"
     single.save(tmp_path / "arch.json")
     config = _config(dataset_dir, tmp_path / "run", arch=str(tmp_path / "arch.json"), fusion="hard")
-    caplog.set_level("INFO")
+    caplog.set_level("INFO", logger="absl")  # other tests may have quieted absl
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         run_retrain(config, [], given=set())
