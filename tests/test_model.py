@@ -107,7 +107,7 @@ def test_soft_on_a_preset_is_the_preset(preset):
     for plan in soft.graph:  # copy hard's weights into the chosen operation of each mixture
         if plan.node in soft.components:
             soft.components[plan.node].set_weights(hard.components[plan.node].get_weights())
-        if plan.fusion == "mixture":
+        if plan.operation == "mixture":
             op = arch.operations[plan.node]
             soft.fusions[plan.node].fusion_operations[op].set_weights(
                 hard.fusions[plan.node].get_weights())

@@ -1,4 +1,5 @@
-"""The node plan: which nodes live, what feeds them, how each fuses, the edge slices."""
+"""The node plan: which nodes live, what feeds them, which operation each applies, the edge
+slices."""
 
 from optfusion_tf.architecture.presets import preset_arch
 from optfusion_tf.architecture.search_space import SearchSpace
@@ -34,7 +35,7 @@ def test_hard_mode_prunes_only_what_does_not_reach_o():
     )
     model = make_model("hard", arch=arch)
     model.build((None, 3))
-    assert [(p.node, p.inputs, p.fusion, p.unfed) for p in model.graph] == [
+    assert [(p.node, p.inputs, p.operation, p.unfed) for p in model.graph] == [
         ("S0", ("E",), None, True),
         ("S1", ("E",), arch.operations["S1"], False),
         ("D2", ("S0",), arch.operations["D2"], False),
@@ -53,12 +54,20 @@ def test_presets_build_the_described_graphs():
         ("S1", ("E",)), ("D1", ("E",)), ("S2", ("S1",)), ("D2", ("D1",)),
         ("S3", ("S2",)), ("D3", ("D2",)), ("O", ("S3", "D3")),
     ]
-    assert parallel.graph[-1].fusion == "concat"
+    assert parallel.graph[-1].operation == "concat"
     stacked = OptFusionModel.from_preset("stacked", **SHAPE, n=2, shallow="cin", dropout=0.1)
-    assert [(p.node, p.inputs, p.fusion) for p in stacked.graph] == [
+    assert [(p.node, p.inputs, p.operation) for p in stacked.graph] == [
         ("S0", ("E",), None), ("D1", ("S0",), "add"), ("D2", ("D1",), "add"), ("O", ("D2",), "add"),
     ]
     assert stacked(IDS).shape == (8, 1)
     assert stacked.current_arch() == preset_arch(
         "stacked", n=2, shallow="cin", dataset="", num_fields=3, feature_num=20, emb_dim=2
     )
+
+
+def test_old_names_of_the_mode_and_the_operation_still_read():
+    # `model.fusion` is the mode under its public (constructor, config key) name; `plan.fusion`
+    # is the former name of `plan.operation`.
+    model = OptFusionModel.from_preset("parallel", **SHAPE, n=1, seed=0)
+    assert model.mode == model.fusion == model.get_config()["fusion"] == "hard"
+    assert [p.fusion for p in model.graph] == [p.operation for p in model.graph]

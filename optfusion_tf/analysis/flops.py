@@ -27,13 +27,13 @@ def analytic_flops_per_sample(model: OptFusionModel) -> int:
     for plan in model.graph:
         k = len(plan.inputs)
         gated = plan.masked or plan.unfed
-        if plan.fusion is None:
+        if plan.operation is None:
             total += width if gated else 0  # S0's c * E
-        elif plan.fusion == MIXTURE:
-            total += sum(_fusion_flops(op, k, width, gated) for op in OPERATIONS)
+        elif plan.operation == MIXTURE:
+            total += sum(_operation_flops(op, k, width, gated) for op in OPERATIONS)
             total += (2 * len(OPERATIONS) - 1) * width  # scale each result, sum them
         else:
-            total += _fusion_flops(plan.fusion, k, width, gated)
+            total += _operation_flops(plan.operation, k, width, gated)
         if plan.kind == "shallow":
             total += _shallow_flops(model.shallow, model.num_fields, model.emb_dim)
         elif plan.kind == "deep":
@@ -43,8 +43,8 @@ def analytic_flops_per_sample(model: OptFusionModel) -> int:
     return total
 
 
-def _fusion_flops(operation: str, k: int, width: int, masked: bool) -> int:
-    """One fusion operation over k inputs of the given width."""
+def _operation_flops(operation: str, k: int, width: int, masked: bool) -> int:
+    """One operation over k inputs of the given width."""
     if operation == "add":
         return (k - 1) * width + (k * width if masked else 0)
     if operation == "prod":

@@ -51,9 +51,9 @@ class RetrainRun:
             raise ExportError(f"{self.model_path}: cannot load the model: {e}") from e
         if not isinstance(model, OptFusionModel):
             raise ExportError(f"{self.model_path}: expected an OptFusionModel, found {type(model).__name__}")
-        if model.fusion in CONNECTION_SEARCH_MODES + OPERATION_SEARCH_MODES:
+        if model.mode in CONNECTION_SEARCH_MODES + OPERATION_SEARCH_MODES:
             raise ExportError(
-                f"{self.model_path}: a search supernet (fusion={model.fusion!r}); export a re-trained model"
+                f"{self.model_path}: a search supernet (fusion={model.mode!r}); export a re-trained model"
             )
         if (model.num_fields, model.feature_num) != (self.stats.num_fields, self.stats.feature_num):
             raise ExportError(

@@ -138,7 +138,7 @@ def export_savedmodel(
     if rows.raw is None:
         logging.warning("request_example.json has no %s body: %s", PREDICT_RAW, rows.raw_note)
     return ExportResult(
-        path=final, version=version, fusion=model.fusion, raw_inputs=raw_features.input_names,
+        path=final, version=version, fusion=model.mode, raw_inputs=raw_features.input_names,
         max_abs_diff=diff, checked_rows=len(rows.ids), raw_example=rows.raw is not None,
     )  # fmt: skip
 

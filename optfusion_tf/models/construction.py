@@ -1,8 +1,8 @@
 """Constructing an OptFusionModel: the checks of its arguments and the Keras layers of its plan.
 
 `check_arguments` raises the ValueError that names a wrong constructor argument.
-`add_node_layers` creates each planned node's fusion (one operation or the softmax(beta)
-mixture) and component (shallow or deep), then the output layer, each with its own seeded
+`add_node_layers` creates each planned node's operation layer (one operation or the
+softmax(beta) mixture) and component (shallow or deep), then the output layer, each with its own seeded
 initializers; `build_node_layers` builds them for nodes of width W.
 """
 
@@ -82,7 +82,7 @@ def check_arguments(
 def add_node_layers(
     graph: tuple[NodePlan, ...],
     components: dict[str, keras.layers.Layer],
-    fusions: dict[str, keras.layers.Layer],
+    operation_layers: dict[str, keras.layers.Layer],
     *,
     shallow: str,
     num_fields: int,
@@ -93,7 +93,7 @@ def add_node_layers(
     operation_norm: str,
     seed: int | None,
 ) -> keras.layers.Dense:
-    """Puts each planned node's fusion in `fusions` and its component in `components`, node by
+    """Puts each planned node's operation layer in `operation_layers` and its component in `components`, node by
     node in plan order (the model's dicts: Keras tracks the layers, and so orders the model's
     variables, as they are added); returns the output layer, created last.
 
@@ -104,11 +104,11 @@ def add_node_layers(
         None if seed is None else seed + k * _SEED_STRIDE for k in itertools.count(1)
     )
     for plan in graph:
-        if plan.fusion is not None:
-            make = FusionMixture if plan.fusion == MIXTURE else functools.partial(
-                make_fusion_operation, plan.fusion
+        if plan.operation is not None:
+            make = FusionMixture if plan.operation == MIXTURE else functools.partial(
+                make_fusion_operation, plan.operation
             )
-            fusions[plan.node] = make(
+            operation_layers[plan.node] = make(
                 len(plan.inputs), name=f"fusion_{plan.node}", output_norm=operation_norm,
                 **_initializers(kernel_init, next(layer_seeds)),
             )
@@ -129,15 +129,15 @@ def add_node_layers(
 def build_node_layers(
     graph: tuple[NodePlan, ...],
     components: dict[str, keras.layers.Layer],
-    fusions: dict[str, keras.layers.Layer],
+    operation_layers: dict[str, keras.layers.Layer],
     output_layer: keras.layers.Layer,
     width: int,
 ) -> None:
     """Builds the layers of `add_node_layers` for node outputs [batch, width]."""
     node_shape = (None, width)
     for plan in graph:
-        if plan.node in fusions:
-            fusions[plan.node].build([node_shape] * len(plan.inputs))
+        if plan.node in operation_layers:
+            operation_layers[plan.node].build([node_shape] * len(plan.inputs))
         if plan.kind == "shallow":
             components[plan.node].build(node_shape, node_shape)
         elif plan.kind == "deep":

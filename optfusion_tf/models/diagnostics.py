@@ -24,7 +24,7 @@ def operation_scales(
     scales: dict[str, dict[str, tuple[float, float]]] = {}
 
     def observe(plan: NodePlan, inputs: list[Tensor], connections: Tensor | None) -> None:
-        if plan.fusion != MIXTURE:
+        if plan.operation != MIXTURE:
             return
         outputs = model.fusions[plan.node].unnormalized_outputs(inputs, connections)
         scales[plan.node] = {

@@ -1,8 +1,8 @@
 """OptFusionModel: the OptFusion supernet (search) and its re-trained architectures.
 
-The model builds the nodes of its plan (`node_plan.py`: the graph, the fusion modes, which
-nodes live and what feeds them) and computes them in order: the embedding E, each node's fusion
-of its inputs (gated by STE(alpha) in search), its component, and the logit at O. Variables
+The model builds the nodes of its plan (`node_plan.py`: the graph, the modes, which nodes live
+and what feeds them) and computes them in order: the embedding E, each node's operation on its
+inputs (gated by STE(alpha) in search), its component, and the logit at O. Variables
 come in the three groups of `training_step.py`; `warm_start.py` copies a search's weights into
 a re-train (`load_search_weights`).
 """
@@ -37,7 +37,8 @@ from optfusion_tf.models.training_step import GroupedOptimizerModel
 
 # PyTorch's xavier_normal_ on the reference's [1, 4] beta of each node: sqrt(2 / (4 + 1)).
 BETA_INIT_STDDEV = math.sqrt(2.0 / (len(OPERATIONS) + 1))
-# The constructor arguments that get_config records, as attributes of the same name.
+# The constructor arguments that get_config records, as attributes of the same name ("fusion" is
+# the mode, `self.mode`, under its public name).
 _CONFIG_KEYS = (
     "feature_num", "num_fields", "emb_dim", "n", "shallow", "fusion", "arch", "dropout",
     "batch_norm", "init_constant", "embedding_init_std", "kernel_init", "seed", "dataset",
@@ -55,7 +56,8 @@ class OptFusionModel(GroupedOptimizerModel):
         emb_dim: d, the embedding size. Every node has width W = F * d.
         n: number of shallow/deep component pairs (S1..Sn, D1..Dn); >= 1.
         shallow: shallow component type, one of `crossnet | crossnetv2 | cin`.
-        fusion: one of FUSION_MODES (see node_plan.py).
+        fusion: the mode, one of FUSION_MODES (see node_plan.py): searched or fixed connections
+            and operations. Read back as `model.mode` (or `model.fusion`).
         arch: the architecture (`ArchSpec` or its `to_dict()`); required by every mode but
             "search" and "search_connections", which take none.
         dropout: dropout rate after each deep block's ReLU.
@@ -65,7 +67,7 @@ class OptFusionModel(GroupedOptimizerModel):
         embedding_init_std: standard deviation of the normal embedding init; default 1e-4, the
             scripts' `--embedding_init_std` (FuxiCTR's and DeepCTR's; the reference's
             `--emb_std` default is 1e-2).
-        kernel_init: the initializer of every kernel (components, fusion operations, output),
+        kernel_init: the initializer of every kernel (components, operations, output),
             one of KERNEL_INITS: "glorot_normal" (default; Keras' and DeepCTR's) or "torch"
             (PyTorch nn.Linear's U(+-1/sqrt(fan_in)), the reference's start). Biases start at 0.
         operation_norm: "none" (the paper's operations) or "rms": every fusion operation's
@@ -103,6 +105,7 @@ class OptFusionModel(GroupedOptimizerModel):
         operation_norm: str = "none",
         **kwargs: Any,
     ) -> None:
+        mode = fusion  # the public spelling of the argument and config key is `fusion`
         check_arguments(
             feature_num=feature_num, num_fields=num_fields, emb_dim=emb_dim, n=n,
             shallow=shallow, fusion=fusion, dropout=dropout, init_constant=init_constant,
@@ -110,7 +113,7 @@ class OptFusionModel(GroupedOptimizerModel):
             operation_norm=operation_norm, seed=seed,
         )
         arch = checked_arch(
-            arch, fusion, dataset, num_fields, feature_num, n, shallow, operation_norm
+            arch, mode, dataset, num_fields, feature_num, n, shallow, operation_norm
         )
         super().__init__(**kwargs)
         self.feature_num = feature_num
@@ -119,7 +122,7 @@ class OptFusionModel(GroupedOptimizerModel):
         self.width = num_fields * emb_dim
         self.n = n
         self.shallow = shallow
-        self.fusion = fusion
+        self.mode = mode
         self.arch = arch
         self.dropout = dropout
         self.batch_norm = batch_norm
@@ -131,12 +134,14 @@ class OptFusionModel(GroupedOptimizerModel):
         self.operation_norm = operation_norm
         self.space = SearchSpace(n)
 
-        self._graph = plan_nodes(self.space, fusion, arch)
+        self._graph = plan_nodes(self.space, mode, arch)
         self._edge_slices = edge_slices(self.space)
         self._fusing_row = {node: row for row, node in enumerate(self.space.fusing_nodes)}
-        if fusion == "soft":
+        if mode == "soft":
             self._soft_weights = soft_operation_weights(self.space, arch)
-        # Keras orders the model's variables as the layers are added to these dicts.
+        # Keras orders the model's variables as the layers are added to these dicts. `fusions`
+        # holds each fusing node's operation layer; its name is part of the weight paths of
+        # saved .keras files, so it stays.
         self.components: dict[str, keras.layers.Layer] = {}
         self.fusions: dict[str, keras.layers.Layer] = {}
         self.output_layer = add_node_layers(
@@ -148,8 +153,13 @@ class OptFusionModel(GroupedOptimizerModel):
     # ---- structure -------------------------------------------------------------------------
 
     @property
+    def fusion(self) -> str:
+        """The mode under its public name: the `fusion=` argument and config key."""
+        return self.mode
+
+    @property
     def graph(self) -> tuple[NodePlan, ...]:
-        """The built nodes in topological order (E excluded), with their inputs and fusion."""
+        """The built nodes in topological order (E excluded), with their inputs and operation."""
         return self._graph
 
     @classmethod
@@ -198,14 +208,14 @@ class OptFusionModel(GroupedOptimizerModel):
             ),
         )
         self.alpha = None
-        if self.fusion in CONNECTION_SEARCH_MODES:
+        if self.mode in CONNECTION_SEARCH_MODES:
             self.alpha = self.add_weight(
                 name="alpha",
                 shape=(len(self.space.edges),),
                 initializer=keras.initializers.Constant(self.init_constant),
             )
         self.beta = None
-        if self.fusion in OPERATION_SEARCH_MODES:
+        if self.mode in OPERATION_SEARCH_MODES:
             self.beta = self.add_weight(
                 name="beta",
                 shape=(len(self.space.fusing_nodes), len(OPERATIONS)),
@@ -231,7 +241,7 @@ class OptFusionModel(GroupedOptimizerModel):
 
     @property
     def network_variables(self) -> list[keras.Variable]:
-        """Every other trainable variable: components, fusion operations, output layer."""
+        """Every other trainable variable: components, operation layers, output layer."""
         excluded = {id(v) for v in self.embedding_variables + self.architecture_variables}
         return [v for v in self.trainable_variables if id(v) not in excluded]
 
@@ -246,8 +256,8 @@ class OptFusionModel(GroupedOptimizerModel):
         training: bool | None = None,
         observe: Callable[[NodePlan, list[Tensor], Tensor | None], None] | None = None,
     ) -> Tensor:
-        """The logits [batch, 1]; `observe(plan, inputs, connections)` sees every fusion's
-        inputs (diagnostics)."""
+        """The logits [batch, 1]; `observe(plan, inputs, connections)` sees the inputs of every
+        node's operation (diagnostics)."""
         ids = ops.convert_to_tensor(feature_ids)
         if keras.backend.standardize_dtype(ids.dtype) not in ("int32", "int64"):
             ids = ops.cast(ids, "int32")
@@ -269,11 +279,11 @@ class OptFusionModel(GroupedOptimizerModel):
                 node_connections = ops.zeros((1,), dtype=flat.dtype)
             if observe is not None:
                 observe(plan, inputs, node_connections)
-            if plan.fusion is None:  # S0: its single input E, gated in search
+            if plan.operation is None:  # S0: its single input E, gated in search
                 fused = inputs[0] if node_connections is None else ops.multiply(
                     inputs[0], node_connections[0]
                 )
-            elif plan.fusion == MIXTURE:
+            elif plan.operation == MIXTURE:
                 fused = self.fusions[plan.node](
                     inputs, self._operation_weights(plan.node, operation_weights), node_connections
                 )
@@ -313,7 +323,7 @@ class OptFusionModel(GroupedOptimizerModel):
         In "search_connections" every node's beta is `one_hot_beta("add")` (the operation used).
         """
         self._ensure_built()
-        if self.fusion not in CONNECTION_SEARCH_MODES + OPERATION_SEARCH_MODES:
+        if self.mode not in CONNECTION_SEARCH_MODES + OPERATION_SEARCH_MODES:
             return self.arch
         if self.alpha is not None:
             values = self.alpha.numpy().tolist()
@@ -328,7 +338,7 @@ class OptFusionModel(GroupedOptimizerModel):
         return ArchSpec(
             n=self.n, shallow=self.shallow, alpha=alpha, beta=beta, dataset=self.dataset,
             num_fields=self.num_fields, feature_num=self.feature_num, emb_dim=self.emb_dim,
-            source=self.fusion, operation_norm=self.operation_norm,
+            source=self.mode, operation_norm=self.operation_norm,
         )
 
     def load_search_weights(self, search_model: "OptFusionModel") -> None:

@@ -1,4 +1,5 @@
-"""The node plan of OptFusionModel: which nodes it builds, what feeds each, how each fuses.
+"""The node plan of OptFusionModel: which nodes it builds, what feeds each, which operation fuses
+the inputs of each.
 
 The graph (paper Sec. 3.1, DESIGN.md sections 3-4), with W = num_fields * emb_dim everywhere:
 
@@ -8,7 +9,8 @@ The graph (paper Sec. 3.1, DESIGN.md sections 3-4), with W = num_fields * emb_di
     Di  = deep(fuse_Di(candidate inputs of Di))         i = 1..n
     logit = Dense(1)(fuse_O(candidate inputs of O))     [batch, 1]
 
-`fusion` selects what the fusion in front of each node is and where connections come from:
+The model's mode (its `fusion=` argument, one of FUSION_MODES) selects the operation in front
+of each node and where the connections come from:
 
     mode                 connections                    operation at each fusing node
     search               STE(alpha), alpha trainable     softmax(beta) mixture, beta trainable
@@ -18,13 +20,13 @@ The graph (paper Sec. 3.1, DESIGN.md sections 3-4), with W = num_fields * emb_di
     soft                 fixed by `arch`                 fixed softmax(beta*) mixture of `arch`
     add|prod|concat|att  fixed by `arch`                 that operation everywhere (Table 4)
 
-Search modes build every node and feed every fusion all K candidate inputs with their 0/1
+Search modes build every node and feed every operation all K candidate inputs with their 0/1
 connections. Every other mode builds `arch.live_nodes` (every node that reaches O) and feeds
 each node only its connected inputs, with no masking work: only nodes that cannot change the
 output are pruned, so the model computes what the supernet computes for that architecture
 (tested against the supernet, every mode, n = 1..4). A live node with no connected input
-("unfed") gets what the supernet's fusion gives when every candidate is disconnected: its
-fusion sees one candidate, E, gated by a constant 0 (ADD -> 0, PROD -> 1, CONCAT -> its bias,
+("unfed") gets what the supernet's operation gives when every candidate is disconnected: its
+operation sees one candidate, E, gated by a constant 0 (ADD -> 0, PROD -> 1, CONCAT -> its bias,
 ATT -> 0, the mixture their weighted sum; S0 gets 0). A shallow node still receives x0 = E.
 """
 
@@ -53,8 +55,8 @@ class NodePlan:
         node: node name ("S0", "S1", "D1", ..., "O").
         kind: "shallow", "deep" or "output".
         inputs: the nodes whose outputs it receives, in candidate-input order.
-        fusion: "add" | "prod" | "concat" | "att" | "mixture", or None for S0 (one input, no
-            fusion operation).
+        operation: "add" | "prod" | "concat" | "att" | "mixture" (the softmax(beta) mixture of
+            the four), or None for S0 (one input, no operation).
         masked: whether the inputs are gated by the connections STE(alpha) (search modes).
         unfed: the node has no connected input (fixed modes): `inputs` is ("E",), gated by a
             constant 0, which gives the value the supernet computes when every candidate is
@@ -64,14 +66,19 @@ class NodePlan:
     node: str
     kind: str
     inputs: tuple[str, ...]
-    fusion: str | None
+    operation: str | None
     masked: bool
     unfed: bool = False
+
+    @property
+    def fusion(self) -> str | None:
+        """The former name of `operation` (kept as an alias for code that read it)."""
+        return self.operation
 
 
 def checked_arch(
     arch: ArchSpec | Mapping[str, Any] | None,
-    fusion: str,
+    mode: str,
     dataset: str,
     num_fields: int,
     feature_num: int,
@@ -84,16 +91,16 @@ def checked_arch(
     Search-connection modes take no arch (None); every other mode needs one, compatible with
     the model (`ArchSpec.check_compatible`) and trainable in that mode.
     """
-    if fusion in CONNECTION_SEARCH_MODES:
+    if mode in CONNECTION_SEARCH_MODES:
         if arch is not None:
             raise ValueError(
-                f"fusion={fusion!r} searches the connections and takes no `arch`. "
+                f"fusion={mode!r} searches the connections and takes no `arch`. "
                 f"Received: arch={arch!r}"
             )
         return None
     if arch is None:
         raise ValueError(
-            f"fusion={fusion!r} needs an `arch` (an ArchSpec, e.g. ArchSpec.load('arch.json')). "
+            f"fusion={mode!r} needs an `arch` (an ArchSpec, e.g. ArchSpec.load('arch.json')). "
             "Received: arch=None"
         )
     if not isinstance(arch, ArchSpec):
@@ -102,26 +109,26 @@ def checked_arch(
         dataset=dataset, num_fields=num_fields, feature_num=feature_num, n=n, shallow=shallow,
         operation_norm=operation_norm,
     )
-    arch.check_trainable(fusion)
+    arch.check_trainable(mode)
     return arch
 
 
-def plan_nodes(space: SearchSpace, fusion: str, arch: ArchSpec | None) -> tuple[NodePlan, ...]:
+def plan_nodes(space: SearchSpace, mode: str, arch: ArchSpec | None) -> tuple[NodePlan, ...]:
     """The nodes to build, in topological order (E excluded), and how each is computed.
 
     Search-connection modes: every node, fed all its candidate inputs, masked. Other modes:
     `arch.live_nodes`, each fed its connected inputs (("E",) when it has none: unfed).
     """
     plans = []
-    if fusion in CONNECTION_SEARCH_MODES:
-        operation = MIXTURE if fusion in OPERATION_SEARCH_MODES else "add"
+    if mode in CONNECTION_SEARCH_MODES:
+        operation = MIXTURE if mode in OPERATION_SEARCH_MODES else "add"
         for node in space.nodes[1:]:
             plans.append(NodePlan(
                 node, node_kind(space, node), space.candidate_inputs(node),
                 operation if node in space.fusing_nodes else None, masked=True,
             ))
         return tuple(plans)
-    operations = arch.operations_for(fusion)
+    operations = arch.operations_for(mode)
     for node in arch.live_nodes[1:]:
         inputs = arch.connections[node]
         plans.append(NodePlan(

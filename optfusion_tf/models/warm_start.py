@@ -1,8 +1,8 @@
 """The warm start of a re-train from a search (`--init_from_search`): copying its weights.
 
 `load_search_weights(model, search_model)` is `OptFusionModel.load_search_weights`: the
-embedding, every built node's component and output weights, and each fusion operation the
-search model has at that node, a CONCAT kernel cut down to this node's inputs.
+embedding, every built node's component and output weights, and each operation the search
+model has at that node, a CONCAT kernel cut down to this node's inputs.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ def load_search_weights(model: OptFusionModel, search_model: OptFusionModel) -> 
     """Initializes `model`'s weights from a trained search model.
 
     Copies the embedding, the component and output weights of every node built in `model`, and
-    the weights of each fusion operation the search model has at that node; a CONCAT kernel
+    the weights of each operation the search model has at that node; a CONCAT kernel
     keeps the row blocks of this node's inputs (disconnected slots contributed nothing in
     search). alpha/beta are not copied (they are fixed by `arch` in `model`). Operations the
     search model did not have (e.g. after "search_connections") keep their fresh
@@ -61,13 +61,13 @@ def load_search_weights(model: OptFusionModel, search_model: OptFusionModel) -> 
                 search_model.components[plan.node].get_weights()
             )
         if plan.node in model.fusions:
-            _copy_fusion_weights(
+            _copy_operation_weights(
                 search_model.fusions[source_plan.node], source_plan.inputs,
                 model.fusions[plan.node], plan.inputs,
             )
 
 
-def _copy_fusion_weights(
+def _copy_operation_weights(
     source: keras.layers.Layer,
     source_inputs: tuple[str, ...],
     target: keras.layers.Layer,
@@ -88,8 +88,8 @@ def _copy_fusion_weights(
         operation.set_weights(weights)
 
 
-def _operations_of(fusion: keras.layers.Layer) -> dict[str, FusionOperation]:
+def _operations_of(layer: keras.layers.Layer) -> dict[str, FusionOperation]:
     """operation name -> layer, for a FusionMixture or a single FusionOperation."""
-    if isinstance(fusion, FusionMixture):
-        return dict(fusion.fusion_operations)
-    return {name: fusion for name, cls in FUSION_OPERATIONS.items() if type(fusion) is cls}
+    if isinstance(layer, FusionMixture):
+        return dict(layer.fusion_operations)
+    return {name: layer for name, cls in FUSION_OPERATIONS.items() if type(layer) is cls}

@@ -135,37 +135,37 @@ def _retrain(
     run = open_run(config, flag_lines, dist)
     started = time.perf_counter()
     earlier = earlier_seconds(run)
-    fusion = "hard" if config.preset is not None else config.fusion
+    mode = "hard" if config.preset is not None else config.fusion
     model = OptFusionModel(
         feature_num=stats.feature_num, num_fields=stats.num_fields, emb_dim=arch.emb_dim,
-        n=arch.n, shallow=arch.shallow, fusion=fusion, arch=arch, dropout=config.dropout,
+        n=arch.n, shallow=arch.shallow, fusion=mode, arch=arch, dropout=config.dropout,
         batch_norm=config.batch_norm, seed=config.seed, dataset=stats.dataset,
         operation_norm=arch.operation_norm, embedding_init_std=config.embedding_init_std,
         kernel_init=config.kernel_init,
     )
-    _explain_fusions_without_gradient(arch, fusion)
-    warnings = arch.numerical_warnings(fusion)
+    _explain_operations_without_gradient(arch, mode)
+    warnings = arch.numerical_warnings(mode)
     for warning in warnings:
         logging.warning("%s", warning)
     if config.init_from_search and not run.resuming:
         model.load_search_weights(keras.saving.load_model(search_model_path(config.arch)))
     arch.save(run.arch_path)
-    draw_architecture(arch, path=run.architecture_png, title=f"{fusion} re-train on {stats.dataset}")
+    draw_architecture(arch, path=run.architecture_png, title=f"{mode} re-train on {stats.dataset}")
     model, best_epoch = fit_phase(config, stats, Phase("retrain", model, run, run, dist))
     return write_results(
         config, stats, run, model, (started, earlier), best_epoch, dist, stage="retrain", arch=arch,
-        fusion=fusion, warnings=warnings,
+        fusion=mode, warnings=warnings,
     )
 
 
-def _explain_fusions_without_gradient(arch: ArchSpec, fusion: str) -> None:
-    """Says once, in our words, which fusion weights get no gradient, and hides Keras' "Gradients
+def _explain_operations_without_gradient(arch: ArchSpec, mode: str) -> None:
+    """Says once, in our words, which weights of operation layers get no gradient, and hides Keras' "Gradients
     do not exist" warning for those weights only (it names them at every model's first step).
 
     Two cases: ATT over a single input (softmax of one score is 1, so its scores do not matter)
-    and a kept node with no connected input (a constant 0 goes into its fusion).
+    and a kept node with no connected input (a constant 0 goes into its operation).
     """
-    operations = arch.operations_for(fusion)
+    operations = arch.operations_for(mode)
     connections = arch.connections
     single_att = [v for v in arch.live_nodes if operations.get(v) in ("att", MIXTURE)
                   and len(connections.get(v, ())) == 1]
