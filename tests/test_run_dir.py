@@ -54,6 +54,9 @@ def test_flag_lines_are_the_scripts_own_sorted_and_rerunnable(tmp_path):
     again(["prog", f"--flagfile={run.flags_path}"])
     assert script_flag_lines(again, module_name=__name__) == lines
     assert again.lr_nn == 0.01 and again.batch_norm and again.note == ["a b", "c"]
+    # Started as a console script (no .py), the command is the program itself, not python + it.
+    console = open_run_dir(tmp_path / "console", lines, program="optfusion-search")
+    assert open(console.flags_path).read().startswith("# Re-run: optfusion-search --flagfile=")
 
 
 def test_new_run_layout(tmp_path):

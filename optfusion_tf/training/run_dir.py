@@ -232,7 +232,8 @@ def open_run_dir(
     os.makedirs(run.checkpoints_dir, exist_ok=True)
     os.makedirs(run.tensorboard_dir, exist_ok=True)
     program = os.path.basename(sys.argv[0]) if program is None else program
-    header = f"# Re-run: python {program} --flagfile={run.flags_path}"
+    command = f"python {program}" if program.endswith(".py") else program  # a console script
+    header = f"# Re-run: {command} --flagfile={run.flags_path}"
     write_text_atomically(run.flags_path, "\n".join([header, *flag_lines]) + "\n")
     return run
 
