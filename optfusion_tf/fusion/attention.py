@@ -8,7 +8,7 @@ import keras
 from keras import ops
 
 from optfusion_tf.fusion.base import WeightedFusionOperation
-from optfusion_tf.layers.initializers import clone_initializer
+from optfusion_tf.layers.initializers import add_kernel_and_bias, clone_initializer
 from optfusion_tf.layers.types import Shape, Tensor
 
 # exp() of a disconnected input's score relative to the connected maximum is capped at
@@ -41,14 +41,7 @@ class AttentionFusion(WeightedFusionOperation):
     def build(self, input_shape: Sequence[Shape]) -> None:
         super().build(input_shape)
         width = self.width
-        self.kernel = self.add_weight(
-            name="kernel",
-            shape=(width, width),
-            initializer=clone_initializer(self.kernel_initializer),
-        )
-        self.bias = self.add_weight(
-            name="bias", shape=(width,), initializer=clone_initializer(self.bias_initializer)
-        )
+        self.kernel, self.bias = add_kernel_and_bias(self, (width, width), width)
         self.score_kernel = self.add_weight(
             name="score_kernel",
             shape=(width, 1),

@@ -26,7 +26,7 @@ from keras import ops
 from optfusion_tf.architecture.checks import check_int
 from optfusion_tf.architecture.validation import OPERATION_NORMS
 
-from optfusion_tf.layers.initializers import InitializerLike
+from optfusion_tf.layers.initializers import InitializerLike, initializers_config
 from optfusion_tf.layers.types import Shape, Tensor
 
 
@@ -164,10 +164,5 @@ class WeightedFusionOperation(FusionOperation):
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
-        config.update(
-            {
-                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
-                "bias_initializer": keras.initializers.serialize(self.bias_initializer),
-            }
-        )
+        config.update(initializers_config(self))
         return config

@@ -8,7 +8,7 @@ import keras
 from keras import ops
 
 from optfusion_tf.fusion.base import WeightedFusionOperation
-from optfusion_tf.layers.initializers import clone_initializer
+from optfusion_tf.layers.initializers import add_kernel_and_bias
 from optfusion_tf.layers.types import Shape, Tensor
 
 
@@ -28,13 +28,8 @@ class ConcatFusion(WeightedFusionOperation):
 
     def build(self, input_shape: Sequence[Shape]) -> None:
         super().build(input_shape)
-        self.kernel = self.add_weight(
-            name="kernel",
-            shape=(self.num_inputs * self.width, self.width),
-            initializer=clone_initializer(self.kernel_initializer),
-        )
-        self.bias = self.add_weight(
-            name="bias", shape=(self.width,), initializer=clone_initializer(self.bias_initializer)
+        self.kernel, self.bias = add_kernel_and_bias(
+            self, (self.num_inputs * self.width, self.width), self.width
         )
 
     def _fuse(self, inputs: list[Tensor], connections: Tensor | None) -> Tensor:

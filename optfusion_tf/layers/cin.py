@@ -7,7 +7,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from optfusion_tf.layers.initializers import clone_initializer
+from optfusion_tf.layers.initializers import add_kernel_and_bias
 from optfusion_tf.layers.shallow_base import ShallowComponent
 from optfusion_tf.layers.types import Shape, Tensor, check_positive_int
 
@@ -54,12 +54,7 @@ class CIN(ShallowComponent):
             )
         self.emb_dim = width // self.num_fields
         f = self.num_fields
-        self.kernel = self.add_weight(
-            name="kernel", shape=(f, f, f), initializer=clone_initializer(self.kernel_initializer)
-        )
-        self.bias = self.add_weight(
-            name="bias", shape=(f,), initializer=clone_initializer(self.bias_initializer)
-        )
+        self.kernel, self.bias = add_kernel_and_bias(self, (f, f, f), f)
 
     def call(self, x0: Tensor, x: Tensor) -> Tensor:
         f, d = self.num_fields, self.emb_dim

@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from optfusion_tf.layers.initializers import clone_initializer
+from optfusion_tf.layers.initializers import add_kernel_and_bias
 from optfusion_tf.layers.shallow_base import ShallowComponent
 from optfusion_tf.layers.types import Shape, Tensor
 
@@ -33,12 +33,7 @@ class CrossNet(ShallowComponent):
 
     def build(self, x0_shape: Shape, x_shape: Shape) -> None:
         width = self._check_inputs(x0_shape, x_shape)
-        self.kernel = self.add_weight(
-            name="kernel", shape=(width, 1), initializer=clone_initializer(self.kernel_initializer)
-        )
-        self.bias = self.add_weight(
-            name="bias", shape=(width,), initializer=clone_initializer(self.bias_initializer)
-        )
+        self.kernel, self.bias = add_kernel_and_bias(self, (width, 1), width)
 
     def call(self, x0: Tensor, x: Tensor) -> Tensor:
         return ops.add(ops.add(ops.multiply(x0, ops.matmul(x, self.kernel)), self.bias), x)

@@ -22,6 +22,28 @@ def clone_initializer(
     return initializer.__class__.from_config(config)
 
 
+def add_kernel_and_bias(
+    layer: keras.layers.Layer, kernel_shape: tuple[int, ...], bias_width: int
+) -> tuple[keras.Variable, keras.Variable]:
+    """Adds `kernel` (`kernel_shape`) and then `bias` ([bias_width]) to `layer`, each from a
+    clone of the layer's `kernel_initializer` / `bias_initializer` attribute."""
+    kernel = layer.add_weight(
+        name="kernel", shape=kernel_shape, initializer=clone_initializer(layer.kernel_initializer)
+    )
+    bias = layer.add_weight(
+        name="bias", shape=(bias_width,), initializer=clone_initializer(layer.bias_initializer)
+    )
+    return kernel, bias
+
+
+def initializers_config(layer: keras.layers.Layer) -> dict[str, object]:
+    """The `get_config` entries of a layer's `kernel_initializer` and `bias_initializer`."""
+    return {
+        "kernel_initializer": keras.initializers.serialize(layer.kernel_initializer),
+        "bias_initializer": keras.initializers.serialize(layer.bias_initializer),
+    }
+
+
 KERNEL_INITS = ("glorot_normal", "torch")
 
 

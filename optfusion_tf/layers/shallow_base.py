@@ -6,7 +6,7 @@ from typing import Any
 
 import keras
 
-from optfusion_tf.layers.initializers import InitializerLike
+from optfusion_tf.layers.initializers import InitializerLike, initializers_config
 from optfusion_tf.layers.types import Shape
 
 
@@ -51,10 +51,5 @@ class ShallowComponent(keras.layers.Layer):
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
-        config.update(
-            {
-                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
-                "bias_initializer": keras.initializers.serialize(self.bias_initializer),
-            }
-        )
+        config.update(initializers_config(self))
         return config
