@@ -5,7 +5,8 @@ The public API, imported on first use (so that `import optfusion_tf` does not lo
 before a script has set its logging up):
 
 - `OptFusionModel`: the Keras model (search, hard / soft / fixed re-train, presets);
-  `ArchSpec`, `PRESETS`: architectures (arch.json) and the preset names.
+  `ArchitectureSpec` (also under its old name `ArchSpec`), `PRESETS`: architectures (arch.json)
+  and the preset names.
 - `make_dataset`, `load_split`, `DatasetStats`: read a preprocessed dataset directory.
 - `search`, `retrain`: search.py and retrain.py as functions; `TrainingConfig` their options.
 """
@@ -17,7 +18,8 @@ from typing import Any
 
 _EXPORTS = {
     "OptFusionModel": "optfusion_tf.models.model",
-    "ArchSpec": "optfusion_tf.architecture.arch_spec",
+    "ArchitectureSpec": "optfusion_tf.architecture.spec",
+    "ArchSpec": "optfusion_tf.architecture.spec",
     "PRESETS": "optfusion_tf.architecture.presets",
     "make_dataset": "optfusion_tf.data.reader",
     "load_split": "optfusion_tf.data.reader",

@@ -1,4 +1,4 @@
-"""Pictures of an ArchSpec: PNG files, RGBA arrays for tf.summary.image, the alpha matrix."""
+"""Pictures of an ArchitectureSpec: PNG files, RGBA arrays for tf.summary.image, the alpha matrix."""
 
 import dataclasses
 import random
@@ -7,7 +7,7 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from optfusion_tf.architecture.arch_spec import ArchSpec
+from optfusion_tf.architecture.spec import ArchitectureSpec
 from optfusion_tf.architecture.presets import preset_arch
 from optfusion_tf.architecture.validation import OPERATIONS
 from optfusion_tf.analysis.architecture_plot import (
@@ -22,10 +22,10 @@ from optfusion_tf.architecture.search_space import SearchSpace, edge_name
 META = dict(shallow="crossnet", dataset="criteo", num_fields=39, feature_num=1000, emb_dim=16)
 
 
-def _random_arch(n: int, seed: int) -> ArchSpec:
+def _random_arch(n: int, seed: int) -> ArchitectureSpec:
     rng = random.Random(seed)
     space = SearchSpace(n)
-    return ArchSpec(
+    return ArchitectureSpec(
         n=n,
         alpha={edge_name(s, d): rng.uniform(-1.0, 1.0) for s, d in space.edges},
         beta={v: tuple(rng.gauss(0, 1) for _ in OPERATIONS) for v in space.fusing_nodes},

@@ -18,7 +18,7 @@ from conftest import demo_dataset
 from tensorboard.backend.event_processing import event_accumulator
 from tensorboard.plugins.hparams import plugin_data_pb2 as hparams_plugin_data_pb2
 
-from optfusion_tf.architecture.arch_spec import ArchSpec
+from optfusion_tf.architecture.spec import ArchitectureSpec
 from optfusion_tf.data.stats import DatasetStats
 from optfusion_tf.training.config import ExperimentError, TrainingConfig, retrain_arch
 from optfusion_tf.training.experiment import run_retrain, run_search
@@ -62,7 +62,7 @@ def test_search_writes_the_run_directory(search_run, dataset_dir):
     metrics = json.loads((search_run / "metrics.json").read_text())
     assert METRIC_KEYS <= set(metrics)
     assert 0.5 < metrics["test_auc"] <= 1.0 and metrics["best_epoch"] in (1, 2)
-    arch = ArchSpec.load(search_run / "arch.json")
+    arch = ArchitectureSpec.load(search_run / "arch.json")
     assert (arch.n, arch.emb_dim, arch.source) == (1, 2, "search")
     for name in ("flags.txt", "epochs.json", "architecture.png", "model.keras",
                  "calibration_test.png"):
@@ -105,7 +105,7 @@ def test_retrain_from_the_searched_arch(dataset_dir, search_run, tmp_path, fusio
                      fusion=fusion, init_from_search=fusion == "hard")
     metrics = run_retrain(config, [], given=set())
     assert METRIC_KEYS <= set(metrics) and metrics["fusion"] == fusion
-    assert ArchSpec.load(tmp_path / fusion / "arch.json") == ArchSpec.load(search_run / "arch.json")
+    assert ArchitectureSpec.load(tmp_path / fusion / "arch.json") == ArchitectureSpec.load(search_run / "arch.json")
     (row,) = csv.DictReader((tmp_path / "results.csv").open())
     assert (row["stage"], row["model"], float(row["test_auc"])) == ("retrain", fusion, metrics["test_auc"])
 
@@ -136,7 +136,7 @@ def test_presets_need_no_search(dataset_dir, tmp_path, preset):
 def test_sequential_selection_searches_connections_then_operations(dataset_dir, tmp_path):
     run_dir = tmp_path / "seq"
     run_search(_config(dataset_dir, run_dir, selection="sequential"), [])
-    arch = ArchSpec.load(run_dir / "arch.json")
+    arch = ArchitectureSpec.load(run_dir / "arch.json")
     assert arch.source == "search_operations"
     for phase in ("phase1_connections", "phase2_operations"):
         assert (run_dir / phase / "checkpoints" / "best.weights.h5").is_file()
@@ -167,7 +167,7 @@ def test_arch_from_another_dataset_or_shape_is_refused(dataset_dir, search_run, 
     data = json.loads((search_run / "arch.json").read_text())
     data["feature_num"] += 1
     other = tmp_path / "other_arch.json"
-    other.write_text(json.dumps({k: v for k, v in data.items() if k in ArchSpec.__dataclass_fields__
+    other.write_text(json.dumps({k: v for k, v in data.items() if k in ArchitectureSpec.__dataclass_fields__
                                  or k in ("format_version", "operation_order")}))
     unfinished = tmp_path / "unfinished_search"  # arch.json and model.keras, no metrics.json
     unfinished.mkdir()
@@ -259,7 +259,7 @@ def test_fusion_weights_without_gradient_are_explained_once_and_keras_does_not_w
     from optfusion_tf.architecture.validation import OPERATIONS
     from optfusion_tf.architecture.search_space import SearchSpace, edge_name
 
-    arch = ArchSpec.load(search_run / "arch.json")
+    arch = ArchitectureSpec.load(search_run / "arch.json")
     alpha = {}
     for src, dst in SearchSpace(arch.n).edges:
         name = edge_name(src, dst)

@@ -8,7 +8,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from optfusion_tf.architecture.arch_spec import ArchSpec
+from optfusion_tf.architecture.spec import ArchitectureSpec
 from optfusion_tf.data.preprocess import PreprocessOptions, preprocess
 from optfusion_tf.data.split import SPLITS, SplitAssigner
 from optfusion_tf.data.stats import DatasetStats
@@ -31,7 +31,7 @@ def make_arch(stats, n=2, edges=ARCH_EDGES, emb_dim=4):
     alpha = {edge_name(s, d): (1.0 if edge_name(s, d) in on else -1.0) for s, d in space.edges}
     rng = np.random.default_rng(7)
     beta = {node: tuple(float(v) for v in rng.normal(size=4)) for node in space.fusing_nodes}
-    return ArchSpec(n=n, shallow="crossnet", alpha=alpha, beta=beta, dataset=stats.dataset,
+    return ArchitectureSpec(n=n, shallow="crossnet", alpha=alpha, beta=beta, dataset=stats.dataset,
                     num_fields=stats.num_fields, feature_num=stats.feature_num, emb_dim=emb_dim)
 
 

@@ -38,7 +38,7 @@ def test_nan_loss_stops_with_a_message(dataset_dir, tmp_path):
     # Issue 12, item 7: an epoch that ends with NaN weights is never saved as the best.
     assert "no epoch finished with finite weights" in str(raised.value)
     assert not (tmp_path / "nan" / "checkpoints" / "best.weights.h5").exists()
-    # A search whose alpha / beta went NaN ends with the same message, not an ArchSpecError
+    # A search whose alpha / beta went NaN ends with the same message, not an ArchitectureSpecError
     # from the epoch's architecture summary.
     with pytest.raises(ExperimentError, match="NaN or infinite in epoch 1"):
         run_search(dataclasses.replace(config, run_dir=str(tmp_path / "nan_search")), [])

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from optfusion_tf.architecture.arch_spec import ArchSpec, one_hot_beta
+from optfusion_tf.architecture.spec import ArchitectureSpec, one_hot_beta
 from optfusion_tf.architecture.presets import preset_arch
-from optfusion_tf.architecture.validation import OPERATIONS, ArchSpecError
+from optfusion_tf.architecture.validation import OPERATIONS, ArchitectureSpecError
 from optfusion_tf.training.config import TrainingConfig
 from optfusion_tf.analysis.flops import analytic_flops_per_sample
 from optfusion_tf.fusion import AddFusion, FusionMixture
@@ -39,7 +39,7 @@ def make_arch(n, connected, operations=None, shallow="crossnet"):
         if node in operations:
             logits[OPERATIONS.index(operations[node])] = 5.0
         beta[node] = tuple(float(v) for v in logits)
-    return ArchSpec(n=n, shallow=shallow, alpha=alpha, beta=beta, dataset="", num_fields=3,
+    return ArchitectureSpec(n=n, shallow=shallow, alpha=alpha, beta=beta, dataset="", num_fields=3,
                     feature_num=20, emb_dim=2)
 
 
@@ -160,7 +160,7 @@ def random_arch(n, seed, shallow="crossnet"):
         logits = rng.normal(size=len(OPERATIONS))
         logits[(k + seed) % len(OPERATIONS)] += 4.0
         beta[node] = tuple(float(v) for v in logits)
-    return ArchSpec(n=n, shallow=shallow, alpha=alpha, beta=beta, dataset="", num_fields=3,
+    return ArchitectureSpec(n=n, shallow=shallow, alpha=alpha, beta=beta, dataset="", num_fields=3,
                     feature_num=20, emb_dim=2)
 
 
@@ -290,9 +290,9 @@ def test_kernel_init_glorot_normal_by_default_torch_reproduces_the_reference_sta
     [
         (dict(fusion="hard"), ValueError, "fusion='hard' needs an `arch`"),
         (dict(fusion="search", arch=ARCH), ValueError, "takes no `arch`"),
-        (dict(fusion="hard", arch=ARCH, n=3), ArchSpecError, "n=2, but this run has n=3"),
-        (dict(fusion="hard", arch=ARCH, shallow="cin"), ArchSpecError, "shallow='crossnet'"),
-        (dict(fusion="hard", arch=make_arch(1, [("E", "S1")])), ArchSpecError, "O has no connected input"),
+        (dict(fusion="hard", arch=ARCH, n=3), ArchitectureSpecError, "n=2, but this run has n=3"),
+        (dict(fusion="hard", arch=ARCH, shallow="cin"), ArchitectureSpecError, "shallow='crossnet'"),
+        (dict(fusion="hard", arch=make_arch(1, [("E", "S1")])), ArchitectureSpecError, "O has no connected input"),
         (dict(fusion="sparse"), ValueError, "`fusion` must be one of"),
         (dict(shallow="fm"), ValueError, "`shallow` must be one of"),
         (dict(n=0), ValueError, "`n` must be a positive integer"),
@@ -316,7 +316,7 @@ def test_get_config_round_trip():
     for model in (make_model("search"), make_model("hard", batch_norm=True, dropout=0.2),
                   make_model("soft", kernel_init="torch")):
         config = model.get_config()
-        assert config["arch"] is None or ArchSpec.from_dict(config["arch"]) == ARCH
+        assert config["arch"] is None or ArchitectureSpec.from_dict(config["arch"]) == ARCH
         clone = OptFusionModel.from_config(config)
         assert clone.get_config() == config
         assert [p for p in clone.graph] == [p for p in model.graph]

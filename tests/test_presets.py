@@ -3,10 +3,10 @@
 import pytest
 
 from optfusion_tf.analysis.architecture_plot import softmax
-from optfusion_tf.architecture.arch_spec import one_hot_beta
+from optfusion_tf.architecture.spec import one_hot_beta
 from optfusion_tf.architecture.presets import preset_arch
-from optfusion_tf.architecture.validation import OPERATIONS, ArchSpecError
-from test_arch_spec import SHAPE
+from optfusion_tf.architecture.validation import OPERATIONS, ArchitectureSpecError
+from test_architecture_spec import SHAPE
 
 
 def test_parallel_preset_is_two_chains_concatenated():
@@ -41,5 +41,5 @@ def test_preset_beta_softmax_is_exactly_the_chosen_operation(preset):
 
 
 def test_unknown_preset():
-    with pytest.raises(ArchSpecError, match="preset must be one of.*Received: 'serial'"):
+    with pytest.raises(ArchitectureSpecError, match="preset must be one of.*Received: 'serial'"):
         preset_arch("serial", n=3, shallow="crossnet", **SHAPE)

@@ -46,10 +46,17 @@ def test_exports_load_on_first_use():
         capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "('parallel', 'stacked') False" in done.stdout  # arch_spec is plain Python
+    assert "('parallel', 'stacked') False" in done.stdout  # the architecture spec is plain Python
     assert set(optfusion_tf.__all__) <= set(dir(optfusion_tf))
     with pytest.raises(AttributeError, match="has no attribute 'nope'"):
         optfusion_tf.nope  # noqa: B018
+
+
+def test_old_architecture_names_still_import():
+    from optfusion_tf.architecture.spec import ArchSpec, ArchSpecError, ArchitectureSpec, ArchitectureSpecError
+
+    assert optfusion_tf.ArchSpec is ArchSpec is ArchitectureSpec
+    assert ArchSpecError is ArchitectureSpecError
 
 
 def test_search_options_are_the_flags(tmp_path):

@@ -5,7 +5,7 @@ import numpy as np
 import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator
 
-from optfusion_tf.architecture.arch_spec import ArchSpec
+from optfusion_tf.architecture.spec import ArchitectureSpec
 from optfusion_tf.architecture.presets import preset_arch
 from optfusion_tf.architecture.validation import OPERATIONS
 from optfusion_tf.training.evaluation import ExactValidationMetrics
@@ -43,10 +43,10 @@ class StandInSearchModel(keras.Model):
         arch_term = keras.ops.sum(keras.ops.tanh(self.alpha)) + keras.ops.sum(self.beta ** 2)
         return logits + 0.01 * arch_term
 
-    def current_arch(self) -> ArchSpec:
+    def current_arch(self) -> ArchitectureSpec:
         alpha = self.alpha.numpy().tolist()
         beta = self.beta.numpy().tolist()
-        return ArchSpec(
+        return ArchitectureSpec(
             n=self.space.n,
             alpha={edge_name(s, d): a for (s, d), a in zip(self.space.edges, alpha)},
             beta={node: tuple(b) for node, b in zip(self.space.fusing_nodes, beta)},

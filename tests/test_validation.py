@@ -1,11 +1,11 @@
-"""Validation of an ArchSpec's fields, and its checks against a use (trainable, compatible,
+"""Validation of an ArchitectureSpec's fields, and its checks against a use (trainable, compatible,
 numerically sound)."""
 
 import pytest
 
-from optfusion_tf.architecture.arch_spec import ArchSpec
-from optfusion_tf.architecture.validation import ArchSpecError
-from test_arch_spec import SHAPE, make_arch
+from optfusion_tf.architecture.spec import ArchitectureSpec
+from optfusion_tf.architecture.validation import ArchitectureSpecError
+from test_architecture_spec import SHAPE, make_arch
 
 
 def _unfed_arch(shallow, node="S1"):
@@ -35,14 +35,14 @@ def test_depends_on_example_follows_what_a_shallow_node_computes(shallow, fusion
     if varies:
         arch.check_trainable(fusion)
     else:
-        with pytest.raises(ArchSpecError, match="O's connected inputs \\['S1'\\] output constants"):
+        with pytest.raises(ArchitectureSpecError, match="O's connected inputs \\['S1'\\] output constants"):
             arch.check_trainable(fusion)
 
 
 def test_an_unfed_deep_node_is_a_constant_and_s0_without_e_gets_zero():
     arch = _unfed_arch("crossnetv2", node="D1")
     assert arch.depends_on_example(arch.operations_for("prod")) == ("E",)
-    with pytest.raises(ArchSpecError, match="does not depend on the example"):
+    with pytest.raises(ArchitectureSpecError, match="does not depend on the example"):
         arch.check_trainable("hard")
     # S0 with E->S0 off receives 0: CrossNet gives its bias, CrossNetV2 x0 * b.
     for shallow, varies in (("crossnet", False), ("crossnetv2", True)):
@@ -51,18 +51,18 @@ def test_an_unfed_deep_node_is_a_constant_and_s0_without_e_gets_zero():
 
 
 def test_check_trainable_raises_when_o_has_no_input():
-    with pytest.raises(ArchSpecError, match="O has no connected input"):
+    with pytest.raises(ArchitectureSpecError, match="O has no connected input"):
         make_arch(1, [("E", "S1"), ("E", "D1")]).check_trainable()
     make_arch(1, [("E", "O")]).check_trainable()
 
 
 def test_check_compatible_names_the_mismatch():
     arch = make_arch(1, [("E", "O")])
-    with pytest.raises(ArchSpecError, match="searched with n=1, but this run has n=2"):
+    with pytest.raises(ArchitectureSpecError, match="searched with n=1, but this run has n=2"):
         arch.check_compatible(dataset="criteo", num_fields=3, feature_num=20, n=2)
-    with pytest.raises(ArchSpecError, match="shallow='crossnet'.*shallow='cin'"):
+    with pytest.raises(ArchitectureSpecError, match="shallow='crossnet'.*shallow='cin'"):
         arch.check_compatible(dataset="criteo", num_fields=3, feature_num=20, shallow="cin")
-    with pytest.raises(ArchSpecError, match="dataset='criteo'.*dataset='avazu'"):
+    with pytest.raises(ArchitectureSpecError, match="dataset='criteo'.*dataset='avazu'"):
         arch.check_compatible(dataset="avazu", num_fields=3, feature_num=20)
     arch.check_compatible(dataset="", num_fields=3, feature_num=20, n=1, shallow="crossnet")
 
@@ -93,8 +93,8 @@ def test_validation_messages(change, message):
     if "short_beta" in change:
         fields["beta"][change.pop("short_beta")] = (1.0, 0.0)
     fields.update(change)
-    with pytest.raises(ArchSpecError, match=message):
-        ArchSpec(**fields)
+    with pytest.raises(ArchitectureSpecError, match=message):
+        ArchitectureSpec(**fields)
 
 
 def test_numerical_warnings_name_prod_nodes_over_many_or_relu_inputs():

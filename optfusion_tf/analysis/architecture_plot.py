@@ -1,4 +1,4 @@
-"""Pictures of an `ArchSpec`, in the spirit of the paper's Figure 3 (matplotlib, Agg, no display).
+"""Pictures of an `ArchitectureSpec`, in the spirit of the paper's Figure 3 (matplotlib, Agg, no display).
 
 `draw_architecture` lays the DAG out by level (x) and kind (y: shallow row on top, deep row at the
 bottom, E and O in the middle). It draws only connected edges (alpha > 0): dark when both ends are
@@ -27,7 +27,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Circle, FancyArrowPatch, Patch, Rectangle
 
-from optfusion_tf.architecture.arch_spec import ArchSpec, softmax
+from optfusion_tf.architecture.spec import ArchitectureSpec, softmax
 from optfusion_tf.architecture.atomic_file import replace_atomically
 from optfusion_tf.architecture.validation import OPERATIONS
 from optfusion_tf.architecture.search_space import edge_name
@@ -49,7 +49,7 @@ _X0_EDGE = {"color": "#e08214", "linewidth": 1.0, "alpha": 0.8, "linestyle": ":"
 _UNFED_LABEL = {"shallow": "x0 only", "deep": "constant", "output": "constant"}
 
 
-def connection_matrix(arch: ArchSpec) -> np.ndarray:
+def connection_matrix(arch: ArchitectureSpec) -> np.ndarray:
     """alpha as a float64 [N, N] matrix over `arch.space.nodes`: rows dst, cols src.
 
     Entries for edges the search space does not allow are NaN.
@@ -63,7 +63,7 @@ def connection_matrix(arch: ArchSpec) -> np.ndarray:
 
 
 def draw_architecture(
-    arch: ArchSpec, path: str | os.PathLike | None = None, title: str | None = None
+    arch: ArchitectureSpec, path: str | os.PathLike | None = None, title: str | None = None
 ) -> Figure:
     """Draws the fusion DAG; writes a PNG to `path` (atomically) when given.
 
@@ -157,7 +157,7 @@ def draw_architecture(
     return fig
 
 
-def draw_connection_matrix(arch: ArchSpec, title: str | None = None) -> Figure:
+def draw_connection_matrix(arch: ArchitectureSpec, title: str | None = None) -> Figure:
     """alpha as a heat map (rows dst, cols src), values printed, connected cells boxed.
 
     Disallowed edges are grey. Returns a figure of about (0.5 N + 2.2) x (0.5 N + 1.2) inches.
@@ -187,12 +187,12 @@ def draw_connection_matrix(arch: ArchSpec, title: str | None = None) -> Figure:
     return fig
 
 
-def architecture_image(arch: ArchSpec) -> np.ndarray:
+def architecture_image(arch: ArchitectureSpec) -> np.ndarray:
     """`draw_architecture(arch)` as uint8 RGBA [1, H, W, 4], for `tf.summary.image`."""
     return figure_to_array(draw_architecture(arch))
 
 
-def connection_matrix_image(arch: ArchSpec) -> np.ndarray:
+def connection_matrix_image(arch: ArchitectureSpec) -> np.ndarray:
     """`draw_connection_matrix(arch)` as uint8 RGBA [1, H, W, 4], for `tf.summary.image`."""
     return figure_to_array(draw_connection_matrix(arch))
 

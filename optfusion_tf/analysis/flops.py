@@ -15,7 +15,7 @@ that factor.
 
 from __future__ import annotations
 
-from optfusion_tf.architecture.arch_spec import MIXTURE
+from optfusion_tf.architecture.spec import MIXTURE
 from optfusion_tf.architecture.validation import OPERATIONS
 from optfusion_tf.models.model import OptFusionModel
 

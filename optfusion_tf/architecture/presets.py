@@ -3,7 +3,7 @@ components, which need no search (plain Python, no TensorFlow)."""
 
 from __future__ import annotations
 
-from optfusion_tf.architecture.arch_spec import ArchSpec, one_hot_beta
+from optfusion_tf.architecture.spec import ArchitectureSpec, one_hot_beta
 from optfusion_tf.architecture.search_space import (
     AUXILIARY_SHALLOW,
     EMBEDDING,
@@ -11,7 +11,7 @@ from optfusion_tf.architecture.search_space import (
     SearchSpace,
     edge_name,
 )
-from optfusion_tf.architecture.validation import ArchSpecError
+from optfusion_tf.architecture.validation import ArchitectureSpecError
 
 PRESETS = ("parallel", "stacked")
 
@@ -26,7 +26,7 @@ def preset_arch(
     feature_num: int,
     emb_dim: int,
     operation_norm: str = "none",
-) -> ArchSpec:
+) -> ArchitectureSpec:
     """The paper's naive fusions over the same components (DESIGN.md section 4).
 
     - parallel (DCN): E->S1->..->Sn, E->D1->..->Dn, O = CONCAT(Sn, Dn).
@@ -35,7 +35,7 @@ def preset_arch(
     so that softmax(beta) (OptFusion-Soft, the plots) is exactly that choice.
     """
     if preset not in PRESETS:
-        raise ArchSpecError(f"preset must be one of {list(PRESETS)}. Received: {preset!r}")
+        raise ArchitectureSpecError(f"preset must be one of {list(PRESETS)}. Received: {preset!r}")
     space = SearchSpace(n)
     if preset == "parallel":
         chains = [[EMBEDDING] + [f"{k}{i}" for i in range(1, n + 1)] + [OUTPUT] for k in "SD"]
@@ -48,7 +48,7 @@ def preset_arch(
     beta = {
         node: one_hot_beta(output_op if node == OUTPUT else "add") for node in space.fusing_nodes
     }
-    return ArchSpec(
+    return ArchitectureSpec(
         n=n, shallow=shallow, alpha=alpha, beta=beta, dataset=dataset, num_fields=num_fields,
         feature_num=feature_num, emb_dim=emb_dim, source=f"preset:{preset}",
         operation_norm=operation_norm,

@@ -1,12 +1,12 @@
 """What a valid architecture spec is, and the checks of one (plain Python, no TensorFlow).
 
 - The names a spec may use: `OPERATIONS` (the fusion operations, in beta's order),
-  `SHALLOW_COMPONENTS`, `OPERATION_NORMS`; and `ArchSpecError`, which every check raises.
-- `validate(spec)`: the checks of an `ArchSpec`'s fields against its n's search space (every
+  `SHALLOW_COMPONENTS`, `OPERATION_NORMS`; and `ArchitectureSpecError`, which every check raises.
+- `validate(spec)`: the checks of an `ArchitectureSpec`'s fields against its n's search space (every
   edge and fusing node, finite logits, known names), each with a message naming what is wrong.
-- `ArchSpecChecks`, which `ArchSpec` inherits: the checks of a spec against a use.
+- `ArchitectureSpecChecks`, which `ArchitectureSpec` inherits: the checks of a spec against a use.
   `depends_on_example(operations)` says which nodes' outputs vary with the example under the
-  operations a model applies (see `ArchSpec.operations_for`): `check_trainable` refuses a model
+  operations a model applies (see `ArchitectureSpec.operations_for`): `check_trainable` refuses a model
   whose O does not. `check_compatible` refuses re-training on another dataset or with another
   component than the search ran with; `numerical_warnings` names PROD nodes that get almost no
   signal.
@@ -27,7 +27,7 @@ from optfusion_tf.architecture.search_space import (
 )
 
 if TYPE_CHECKING:
-    from optfusion_tf.architecture.arch_spec import ArchSpec
+    from optfusion_tf.architecture.spec import ArchitectureSpec
 
 OPERATIONS = ("add", "prod", "concat", "att")
 SHALLOW_COMPONENTS = ("crossnet", "crossnetv2", "cin")
@@ -35,12 +35,12 @@ SHALLOW_COMPONENTS = ("crossnet", "crossnetv2", "cin")
 OPERATION_NORMS = ("none", "rms")
 
 
-class ArchSpecError(ValueError):
+class ArchitectureSpecError(ValueError):
     """An arch spec (usually an arch.json file) is malformed or does not fit its use."""
 
 
-class ArchSpecChecks:
-    """The checks of a spec against a use, as methods of `ArchSpec` (which inherits them): they
+class ArchitectureSpecChecks:
+    """The checks of a spec against a use, as methods of `ArchitectureSpec` (which inherits them): they
     read its fields and its `space`, `connections`, `live_nodes` and `operations_for`."""
 
     def depends_on_example(self, operations: Mapping[str, str]) -> tuple[str, ...]:
@@ -103,7 +103,7 @@ class ArchSpecChecks:
         return lines
 
     def check_trainable(self, fusion: str = "hard") -> None:
-        """Raises ArchSpecError if, under `fusion` (see `operations_for`), the model's output
+        """Raises ArchitectureSpecError if, under `fusion` (see `operations_for`), the model's output
         would not depend on the example (nothing to learn but a constant)."""
         operations = self.operations_for(fusion)
         if OUTPUT not in self.depends_on_example(operations):
@@ -113,7 +113,7 @@ class ArchSpecChecks:
                 if not inputs
                 else f"O's connected inputs {list(inputs)} output constants"
             )
-            raise ArchSpecError(
+            raise ArchitectureSpecError(
                 f"The architecture's output does not depend on the example under "
                 f"fusion={fusion!r}: {why} (every path from E to O has an edge with alpha <= 0, "
                 "and no shallow node on the way turns its x0 = E into a varying output), so "
@@ -130,7 +130,7 @@ class ArchSpecChecks:
         shallow: str | None = None,
         operation_norm: str | None = None,
     ) -> None:
-        """Raises ArchSpecError naming the first mismatch with the intended use."""
+        """Raises ArchitectureSpecError naming the first mismatch with the intended use."""
         expected = {"num_fields": num_fields, "feature_num": feature_num}
         if self.dataset and dataset:
             expected["dataset"] = dataset
@@ -140,56 +140,56 @@ class ArchSpecChecks:
         for key, want in expected.items():
             have = getattr(self, key)
             if have != want:
-                raise ArchSpecError(
+                raise ArchitectureSpecError(
                     f"The architecture was searched with {key}={have!r}, but this run has "
                     f"{key}={want!r}."
                 )
 
 
-def validate(spec: ArchSpec) -> None:
-    """Raises ArchSpecError naming what is wrong with `spec`'s fields."""
+def validate(spec: ArchitectureSpec) -> None:
+    """Raises ArchitectureSpecError naming what is wrong with `spec`'s fields."""
     space = SearchSpace(spec.n) if is_int(spec.n) and spec.n >= 1 else None
     if space is None:
-        raise ArchSpecError(f"n must be an integer >= 1. Received: {spec.n!r}")
+        raise ArchitectureSpecError(f"n must be an integer >= 1. Received: {spec.n!r}")
     if spec.operation_norm not in OPERATION_NORMS:
-        raise ArchSpecError(
+        raise ArchitectureSpecError(
             f"operation_norm must be one of {list(OPERATION_NORMS)}. Received: {spec.operation_norm!r}"
         )
     if spec.shallow not in SHALLOW_COMPONENTS:
-        raise ArchSpecError(
+        raise ArchitectureSpecError(
             f"shallow must be one of {list(SHALLOW_COMPONENTS)}. Received: {spec.shallow!r}"
         )
     for key in ("num_fields", "feature_num", "emb_dim"):
         value = getattr(spec, key)
         if not is_int(value) or value < 1:
-            raise ArchSpecError(f"{key} must be a positive integer. Received: {value!r}")
+            raise ArchitectureSpecError(f"{key} must be a positive integer. Received: {value!r}")
     if not isinstance(spec.dataset, str):
-        raise ArchSpecError(f"dataset must be a string. Received: {spec.dataset!r}")
+        raise ArchitectureSpecError(f"dataset must be a string. Received: {spec.dataset!r}")
     if not isinstance(spec.alpha, Mapping):
-        raise ArchSpecError(f"alpha must be an object. Received: {spec.alpha!r}")
+        raise ArchitectureSpecError(f"alpha must be an object. Received: {spec.alpha!r}")
     expected_edges = [edge_name(s, d) for s, d in space.edges]
     missing = [e for e in expected_edges if e not in spec.alpha]
     extra = sorted(set(spec.alpha) - set(expected_edges))
     if extra:
-        raise ArchSpecError(
+        raise ArchitectureSpecError(
             f"alpha has edges that n={spec.n} does not allow (an edge must go from a lower "
             f"to a higher level; S0 takes E only): {extra}"
         )
     if missing:
-        raise ArchSpecError(f"alpha lacks edges of the n={spec.n} search space: {missing}")
+        raise ArchitectureSpecError(f"alpha lacks edges of the n={spec.n} search space: {missing}")
     for name, value in spec.alpha.items():
         if not _is_finite_number(value):
-            raise ArchSpecError(f"alpha[{name!r}] must be a finite number. Received: {value!r}")
+            raise ArchitectureSpecError(f"alpha[{name!r}] must be a finite number. Received: {value!r}")
     missing_nodes = [v for v in space.fusing_nodes if v not in spec.beta]
     extra_nodes = sorted(set(spec.beta) - set(space.fusing_nodes))
     if missing_nodes or extra_nodes:
-        raise ArchSpecError(
+        raise ArchitectureSpecError(
             f"beta must have exactly the fusing nodes {list(space.fusing_nodes)}; "
             f"missing {missing_nodes}, unexpected {extra_nodes}"
         )
     for node, logits in spec.beta.items():
         if len(logits) != len(OPERATIONS) or not all(_is_finite_number(v) for v in logits):
-            raise ArchSpecError(
+            raise ArchitectureSpecError(
                 f"beta[{node!r}] must be {len(OPERATIONS)} finite numbers (order "
                 f"{list(OPERATIONS)}). Received: {list(logits)!r}"
             )

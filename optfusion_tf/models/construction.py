@@ -15,7 +15,7 @@ from typing import Any
 
 import keras
 
-from optfusion_tf.architecture.arch_spec import MIXTURE
+from optfusion_tf.architecture.spec import MIXTURE
 from optfusion_tf.architecture.checks import check_int
 from optfusion_tf.architecture.validation import SHALLOW_COMPONENTS
 from optfusion_tf.fusion import FusionMixture, make_fusion_operation

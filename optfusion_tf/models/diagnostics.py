@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from keras import ops
 
-from optfusion_tf.architecture.arch_spec import MIXTURE
+from optfusion_tf.architecture.spec import MIXTURE
 from optfusion_tf.layers.types import Tensor
 from optfusion_tf.models.node_plan import NodePlan
 

@@ -16,7 +16,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from optfusion_tf.architecture.arch_spec import MIXTURE, ArchSpec, one_hot_beta
+from optfusion_tf.architecture.spec import MIXTURE, ArchitectureSpec, one_hot_beta
 from optfusion_tf.architecture.presets import preset_arch
 from optfusion_tf.architecture.validation import OPERATIONS
 from optfusion_tf.layers.types import Tensor
@@ -58,7 +58,7 @@ class OptFusionModel(GroupedOptimizerModel):
         shallow: shallow component type, one of `crossnet | crossnetv2 | cin`.
         fusion: the mode, one of FUSION_MODES (see node_plan.py): searched or fixed connections
             and operations. Read back as `model.mode` (or `model.fusion`).
-        arch: the architecture (`ArchSpec` or its `to_dict()`); required by every mode but
+        arch: the architecture (`ArchitectureSpec` or its `to_dict()`); required by every mode but
             "search" and "search_connections", which take none.
         dropout: dropout rate after each deep block's ReLU.
         batch_norm: batch normalization inside each deep block.
@@ -94,7 +94,7 @@ class OptFusionModel(GroupedOptimizerModel):
         n: int = 3,
         shallow: str = "crossnet",
         fusion: str = "search",
-        arch: ArchSpec | Mapping[str, Any] | None = None,
+        arch: ArchitectureSpec | Mapping[str, Any] | None = None,
         dropout: float = 0.0,
         batch_norm: bool = False,
         init_constant: float = 0.5,
@@ -317,7 +317,7 @@ class OptFusionModel(GroupedOptimizerModel):
 
     # ---- the architecture ------------------------------------------------------------------
 
-    def current_arch(self) -> ArchSpec:
+    def current_arch(self) -> ArchitectureSpec:
         """The architecture now: from the live alpha/beta in search modes, else `arch`.
 
         In "search_connections" every node's beta is `one_hot_beta("add")` (the operation used).
@@ -335,7 +335,7 @@ class OptFusionModel(GroupedOptimizerModel):
             beta = {node: tuple(rows[i]) for i, node in enumerate(self.space.fusing_nodes)}
         else:
             beta = {node: one_hot_beta("add") for node in self.space.fusing_nodes}
-        return ArchSpec(
+        return ArchitectureSpec(
             n=self.n, shallow=self.shallow, alpha=alpha, beta=beta, dataset=self.dataset,
             num_fields=self.num_fields, feature_num=self.feature_num, emb_dim=self.emb_dim,
             source=self.mode, operation_norm=self.operation_norm,

@@ -36,7 +36,7 @@ import dataclasses
 from typing import Any, Mapping
 
 
-from optfusion_tf.architecture.arch_spec import MIXTURE, ArchSpec, softmax
+from optfusion_tf.architecture.spec import MIXTURE, ArchitectureSpec, softmax
 from optfusion_tf.architecture.search_space import EMBEDDING, OUTPUT, SearchSpace
 from optfusion_tf.architecture.validation import OPERATIONS
 
@@ -77,7 +77,7 @@ class NodePlan:
 
 
 def checked_arch(
-    arch: ArchSpec | Mapping[str, Any] | None,
+    arch: ArchitectureSpec | Mapping[str, Any] | None,
     mode: str,
     dataset: str,
     num_fields: int,
@@ -85,11 +85,11 @@ def checked_arch(
     n: int,
     shallow: str,
     operation_norm: str,
-) -> ArchSpec | None:
-    """The arch as an ArchSpec, validated against the mode and the model's shape.
+) -> ArchitectureSpec | None:
+    """The arch as an ArchitectureSpec, validated against the mode and the model's shape.
 
     Search-connection modes take no arch (None); every other mode needs one, compatible with
-    the model (`ArchSpec.check_compatible`) and trainable in that mode.
+    the model (`ArchitectureSpec.check_compatible`) and trainable in that mode.
     """
     if mode in CONNECTION_SEARCH_MODES:
         if arch is not None:
@@ -100,11 +100,11 @@ def checked_arch(
         return None
     if arch is None:
         raise ValueError(
-            f"fusion={mode!r} needs an `arch` (an ArchSpec, e.g. ArchSpec.load('arch.json')). "
+            f"fusion={mode!r} needs an `arch` (an ArchitectureSpec, e.g. ArchitectureSpec.load('arch.json')). "
             "Received: arch=None"
         )
-    if not isinstance(arch, ArchSpec):
-        arch = ArchSpec.from_dict(arch)
+    if not isinstance(arch, ArchitectureSpec):
+        arch = ArchitectureSpec.from_dict(arch)
     arch.check_compatible(
         dataset=dataset, num_fields=num_fields, feature_num=feature_num, n=n, shallow=shallow,
         operation_norm=operation_norm,
@@ -113,7 +113,7 @@ def checked_arch(
     return arch
 
 
-def plan_nodes(space: SearchSpace, mode: str, arch: ArchSpec | None) -> tuple[NodePlan, ...]:
+def plan_nodes(space: SearchSpace, mode: str, arch: ArchitectureSpec | None) -> tuple[NodePlan, ...]:
     """The nodes to build, in topological order (E excluded), and how each is computed.
 
     Search-connection modes: every node, fed all its candidate inputs, masked. Other modes:
@@ -153,7 +153,7 @@ def edge_slices(space: SearchSpace) -> dict[str, tuple[int, int]]:
     return slices
 
 
-def soft_operation_weights(space: SearchSpace, arch: ArchSpec) -> dict[str, tuple[float, ...]]:
+def soft_operation_weights(space: SearchSpace, arch: ArchitectureSpec) -> dict[str, tuple[float, ...]]:
     """fusing node -> softmax(beta*) of `arch` (float64, OPERATIONS order): the fixed mixture
     weights of every fusing node in "soft" mode."""
     return {node: softmax(arch.beta[node]) for node in space.fusing_nodes}

@@ -11,9 +11,9 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from optfusion_tf.architecture.arch_spec import ArchSpec
+from optfusion_tf.architecture.spec import ArchitectureSpec
 from optfusion_tf.architecture.presets import preset_arch
-from optfusion_tf.architecture.validation import ArchSpecError
+from optfusion_tf.architecture.validation import ArchitectureSpecError
 from optfusion_tf.data.errors import DataError
 from optfusion_tf.data.stats import DatasetStats
 from optfusion_tf.distribute.distribution import DEFAULT_CLUSTER_WAIT_S
@@ -120,7 +120,7 @@ def load_dataset_stats(dataset_dir: str) -> DatasetStats:
     return stats
 
 
-def retrain_arch(config: TrainingConfig, stats: DatasetStats, given: set[str]) -> ArchSpec:
+def retrain_arch(config: TrainingConfig, stats: DatasetStats, given: set[str]) -> ArchitectureSpec:
     """The architecture to re-train: --arch's arch.json or --preset, checked against the run.
 
     `given` names the flags the user set explicitly; --n/--shallow/--emb_dim must then agree
@@ -137,18 +137,18 @@ def retrain_arch(config: TrainingConfig, stats: DatasetStats, given: set[str]) -
             operation_norm=config.operation_norm,
         )
     try:
-        arch = ArchSpec.load(config.arch)
+        arch = ArchitectureSpec.load(config.arch)
         arch.check_compatible(
             dataset=stats.dataset, num_fields=stats.num_fields, feature_num=stats.feature_num
         )
         for key in ARCH_FLAGS:
             if key in given and getattr(config, key) != getattr(arch, key):
-                raise ArchSpecError(
+                raise ArchitectureSpecError(
                     f"--{key}={getattr(config, key)!r} does not match the arch, which was searched "
                     f"with {key}={getattr(arch, key)!r}; drop --{key} or search again."
                 )
         arch.check_trainable(config.fusion)
-    except ArchSpecError as err:
+    except ArchitectureSpecError as err:
         raise ExperimentError(f"--arch: {err}") from None
     if config.init_from_search:
         search = RunDir(os.path.dirname(os.path.abspath(config.arch)))
@@ -166,7 +166,7 @@ def search_model_path(arch_path: str) -> str:
     return os.path.join(os.path.dirname(os.path.abspath(arch_path)), MODEL_FILE)
 
 
-def arch_flag_lines(flag_lines: list[str], arch: ArchSpec) -> list[str]:
+def arch_flag_lines(flag_lines: list[str], arch: ArchitectureSpec) -> list[str]:
     """`flag_lines` of a `--arch` re-train with the values --arch decides (ARCH_FLAGS) taken
     from the arch, so that `retrain.py --flagfile=<run>/flags.txt` agrees with it."""
     def from_arch(line: str) -> str:

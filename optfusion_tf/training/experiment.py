@@ -34,7 +34,7 @@ import keras
 from absl import logging
 
 from optfusion_tf.analysis.architecture_plot import draw_architecture
-from optfusion_tf.architecture.arch_spec import MIXTURE, ArchSpec
+from optfusion_tf.architecture.spec import MIXTURE, ArchitectureSpec
 from optfusion_tf.data.stats import DatasetStats
 from optfusion_tf.distribute.distribution import Distribution
 from optfusion_tf.models.model import OptFusionModel
@@ -127,7 +127,7 @@ def _retrain(
     config: TrainingConfig,
     flag_lines: list[str],
     stats: DatasetStats,
-    arch: ArchSpec,
+    arch: ArchitectureSpec,
     dist: Distribution,
 ) -> dict[str, Any]:
     if config.arch:
@@ -158,7 +158,7 @@ def _retrain(
     )
 
 
-def _explain_operations_without_gradient(arch: ArchSpec, mode: str) -> None:
+def _explain_operations_without_gradient(arch: ArchitectureSpec, mode: str) -> None:
     """Says once, in our words, which weights of operation layers get no gradient, and hides Keras' "Gradients
     do not exist" warning for those weights only (it names them at every model's first step).
 

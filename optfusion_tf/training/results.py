@@ -18,7 +18,7 @@ from scipy.special import expit
 
 from optfusion_tf.analysis.architecture_plot import figure_to_array
 from optfusion_tf.analysis.calibration import calibration, draw_reliability_diagram
-from optfusion_tf.architecture.arch_spec import ArchSpec
+from optfusion_tf.architecture.spec import ArchitectureSpec
 from optfusion_tf.data.reader import make_dataset
 from optfusion_tf.data.stats import DatasetStats
 from optfusion_tf.distribute.distribution import Distribution
@@ -76,7 +76,7 @@ def write_results(
     test = binary_metrics(labels, logits)
     calibrated = calibration(labels, expit(logits))
     _write_reliability_diagram(run, calibrated, f"test split of {stats.dataset}")
-    arch: ArchSpec = extras.pop("arch")
+    arch: ArchitectureSpec = extras.pop("arch")
     constant = constant_model_warning(valid)
     if constant:
         logging.warning("%s", constant)

@@ -4,7 +4,7 @@ Layout of `runs/<name>/`:
 
     flags.txt            the script's own flags, one `--name=value` per line, sorted by name;
                          re-run with `python search.py --flagfile=runs/<name>/flags.txt`
-    arch.json            searched / used architecture (ArchSpec.save)
+    arch.json            searched / used architecture (ArchitectureSpec.save)
     architecture.png     its picture (architecture_plot.draw_architecture)
     calibration_test.png reliability diagram of the test split (analysis.calibration)
     epochs.json          per-epoch loss / val_auc / val_logloss / seconds (ExactValidationMetrics)

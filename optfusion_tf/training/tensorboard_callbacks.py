@@ -28,8 +28,8 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from optfusion_tf.architecture.arch_spec import ArchSpec
-from optfusion_tf.architecture.validation import OPERATIONS, ArchSpecError
+from optfusion_tf.architecture.spec import ArchitectureSpec
+from optfusion_tf.architecture.validation import OPERATIONS, ArchitectureSpecError
 from optfusion_tf.analysis.architecture_plot import (
     architecture_image,
     connection_matrix_image,
@@ -63,7 +63,7 @@ class ArchitectureSummaries(keras.callbacks.Callback):
     def __init__(
         self,
         log_dir: str | os.PathLike,
-        arch: ArchSpec | None = None,
+        arch: ArchitectureSpec | None = None,
         probe_ids: Any = None,
     ) -> None:
         super().__init__()
@@ -71,7 +71,7 @@ class ArchitectureSummaries(keras.callbacks.Callback):
         self.arch = arch
         self.probe_ids = probe_ids
         self._writer: tf.summary.SummaryWriter | None = None
-        self._last_arch: ArchSpec | None = None
+        self._last_arch: ArchitectureSpec | None = None
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         self._writer = tf.summary.create_file_writer(self.log_dir)
@@ -82,7 +82,7 @@ class ArchitectureSummaries(keras.callbacks.Callback):
         current_arch = getattr(self.model, "current_arch", None)
         try:
             arch = current_arch() if callable(current_arch) else self.arch
-        except ArchSpecError as err:  # NaN alpha / beta: the NaN stop reports it
+        except ArchitectureSpecError as err:  # NaN alpha / beta: the NaN stop reports it
             logging.warning("epoch %d: no architecture summary (%s)", epoch + 1, err)
             arch = None
         with self._writer.as_default(step=epoch):
@@ -111,7 +111,7 @@ class ArchitectureSummaries(keras.callbacks.Callback):
             self._writer = None
 
 
-def write_architecture_summaries(arch: ArchSpec) -> None:
+def write_architecture_summaries(arch: ArchitectureSpec) -> None:
     """alpha, alpha/connected, alpha/connection_matrix, beta/<node>/<op>, architecture.
 
     Writes into the default summary writer at its default step.

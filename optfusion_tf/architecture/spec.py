@@ -1,6 +1,6 @@
 """The architecture spec and its file format, `arch.json` (plain Python, no TensorFlow).
 
-An `ArchSpec` holds what a search learns (DESIGN.md sections 3-4, paper Eq. 9-13):
+An `ArchitectureSpec` holds what a search learns (DESIGN.md sections 3-4, paper Eq. 9-13):
 
 - `alpha`: one connection logit per allowed edge; edge (src -> dst) is connected when alpha > 0.
 - `beta`: one logit per fusion operation (`OPERATIONS` order) for every fusing node.
@@ -25,7 +25,7 @@ The file: `to_dict` / `save` write `FORMAT_VERSION`; `from_dict` / `load` read e
 `READABLE_FORMAT_VERSIONS` and refuse derived keys that disagree with alpha / beta.
 `one_hot_beta` is how a fixed choice of operation is stored.
 
-Elsewhere: the checks, which `ArchSpec` inherits, in validation.py; the presets in presets.py.
+Elsewhere: the checks, which `ArchitectureSpec` inherits, in validation.py; the presets in presets.py.
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ from optfusion_tf.architecture.atomic_file import write_text_atomically
 from optfusion_tf.architecture.search_space import EMBEDDING, OUTPUT, SearchSpace, edge_name
 from optfusion_tf.architecture.validation import (
     OPERATIONS,
-    ArchSpecChecks,
-    ArchSpecError,
+    ArchitectureSpecChecks,
+    ArchitectureSpecError,
     validate,
 )
 
@@ -61,7 +61,7 @@ MIXTURE_MODES = ("soft", "search_operations")
 
 
 @dataclasses.dataclass(frozen=True)
-class ArchSpec(ArchSpecChecks):
+class ArchitectureSpec(ArchitectureSpecChecks):
     """A searched (or preset) fusion architecture.
 
     Attributes:
@@ -160,7 +160,7 @@ class ArchSpec(ArchSpecChecks):
             return {node: MIXTURE for node in self.beta}
         if fusion in OPERATIONS:
             return {node: fusion for node in self.beta}
-        raise ArchSpecError(
+        raise ArchitectureSpecError(
             f"fusion must be 'hard', one of {list(MIXTURE_MODES)} or one of {list(OPERATIONS)}. "
             f"Received: {fusion!r}"
         )
@@ -189,20 +189,20 @@ class ArchSpec(ArchSpecChecks):
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], where: str = "arch spec") -> "ArchSpec":
+    def from_dict(cls, data: Mapping[str, Any], where: str = "arch spec") -> "ArchitectureSpec":
         """Builds and validates; `where` (e.g. a file path) prefixes every error message."""
         try:
             if not isinstance(data, Mapping):
-                raise ArchSpecError(f"expected a JSON object. Received: {type(data).__name__}")
+                raise ArchitectureSpecError(f"expected a JSON object. Received: {type(data).__name__}")
             version = data.get("format_version")
             if version not in READABLE_FORMAT_VERSIONS:
-                raise ArchSpecError(
+                raise ArchitectureSpecError(
                     f"format_version must be one of {list(READABLE_FORMAT_VERSIONS)}. "
                     f"Received: {version!r}"
                 )
             order = data.get("operation_order", list(OPERATIONS))
             if list(order) != list(OPERATIONS):
-                raise ArchSpecError(
+                raise ArchitectureSpecError(
                     f"operation_order must be {list(OPERATIONS)}. Received: {order!r}"
                 )
             missing = [
@@ -211,10 +211,10 @@ class ArchSpec(ArchSpecChecks):
                 if key not in data
             ]
             if missing:
-                raise ArchSpecError(f"missing keys {missing}")
+                raise ArchitectureSpecError(f"missing keys {missing}")
             beta = data["beta"]
             if not isinstance(beta, Mapping):
-                raise ArchSpecError(f"beta must be an object. Received: {beta!r}")
+                raise ArchitectureSpecError(f"beta must be an object. Received: {beta!r}")
             beta = {node: tuple(v) for node, v in beta.items()}
             source = data.get("source", "search")
             if version == 1 and _chosen_not_learned(source):
@@ -249,29 +249,35 @@ class ArchSpec(ArchSpecChecks):
                     elif isinstance(given, (list, tuple)):
                         given = list(given)
                     if given != derived[key]:
-                        raise ArchSpecError(
+                        raise ArchitectureSpecError(
                             f"{key!r} disagrees with alpha/beta: stored {given!r}, "
                             f"derived {derived[key]!r}. Edit alpha/beta, not the derived keys."
                         )
             return spec
-        except (ArchSpecError, TypeError) as err:
-            raise ArchSpecError(f"{where}: {err}") from None
+        except (ArchitectureSpecError, TypeError) as err:
+            raise ArchitectureSpecError(f"{where}: {err}") from None
 
     def save(self, path: str | os.PathLike) -> None:
         """Writes JSON atomically (temporary sibling, then rename)."""
         write_text_atomically(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "ArchSpec":
+    def load(cls, path: str | os.PathLike) -> "ArchitectureSpec":
         path = os.fspath(path)
         if not os.path.isfile(path):
-            raise ArchSpecError(f"{path}: no such arch file")
+            raise ArchitectureSpecError(f"{path}: no such arch file")
         try:
             with open(path, encoding="utf-8") as f:
                 data = json.load(f)
         except json.JSONDecodeError as err:
-            raise ArchSpecError(f"{path}: not valid JSON ({err})") from None
+            raise ArchitectureSpecError(f"{path}: not valid JSON ({err})") from None
         return cls.from_dict(data, where=path)
+
+
+
+# The names before the layout issue (28): user code written against them keeps working.
+ArchSpec = ArchitectureSpec
+ArchSpecError = ArchitectureSpecError
 
 
 def softmax(logits: tuple[float, ...]) -> tuple[float, ...]:
@@ -285,7 +291,7 @@ def softmax(logits: tuple[float, ...]) -> tuple[float, ...]:
 def one_hot_beta(operation: str) -> tuple[float, ...]:
     """beta logits whose softmax is exactly one-hot on `operation` (0 and -ONE_HOT_LOGIT)."""
     if operation not in OPERATIONS:
-        raise ArchSpecError(f"operation must be one of {list(OPERATIONS)}. Received: {operation!r}")
+        raise ArchitectureSpecError(f"operation must be one of {list(OPERATIONS)}. Received: {operation!r}")
     return tuple(0.0 if name == operation else -ONE_HOT_LOGIT for name in OPERATIONS)
 
 

@@ -1,4 +1,4 @@
-"""ArchSpec: derived connections/operations, hard pruning, arch.json I/O and its versions."""
+"""ArchitectureSpec: derived connections/operations, hard pruning, arch.json I/O and its versions."""
 
 import dataclasses
 import json
@@ -6,16 +6,16 @@ import json
 import pytest
 
 from optfusion_tf.analysis.architecture_plot import softmax
-from optfusion_tf.architecture.arch_spec import MIXTURE, ArchSpec, one_hot_beta
+from optfusion_tf.architecture.spec import MIXTURE, ArchitectureSpec, one_hot_beta
 from optfusion_tf.architecture.presets import preset_arch
 from optfusion_tf.architecture.search_space import SearchSpace, edge_name
-from optfusion_tf.architecture.validation import OPERATIONS, ArchSpecError
+from optfusion_tf.architecture.validation import OPERATIONS, ArchitectureSpecError
 
 SHAPE = dict(dataset="criteo", num_fields=3, feature_num=20, emb_dim=2)
 
 
 def make_arch(n, connected, operations=None, shallow="crossnet"):
-    """An ArchSpec with exactly the edges `connected` on and the given argmax operations."""
+    """An ArchitectureSpec with exactly the edges `connected` on and the given argmax operations."""
     space = SearchSpace(n)
     on = {edge_name(s, d) for s, d in connected}
     assert set(connected) <= set(space.edges), "test arch uses edges outside the space"
@@ -25,7 +25,7 @@ def make_arch(n, connected, operations=None, shallow="crossnet"):
         node: tuple(1.0 if op == operations.get(node, "add") else 0.0 for op in OPERATIONS)
         for node in space.fusing_nodes
     }
-    return ArchSpec(n=n, shallow=shallow, alpha=alpha, beta=beta, **SHAPE)
+    return ArchitectureSpec(n=n, shallow=shallow, alpha=alpha, beta=beta, **SHAPE)
 
 
 def test_live_nodes_are_those_that_reach_o_fed_or_not():
@@ -48,7 +48,7 @@ def test_operations_for_each_retrain_mode():
     assert arch.operations_for("hard") == {"S1": "att", "D1": "add", "O": "prod"}
     assert set(arch.operations_for("soft").values()) == {MIXTURE}
     assert set(arch.operations_for("concat").values()) == {"concat"}
-    with pytest.raises(ArchSpecError, match="fusion must be"):
+    with pytest.raises(ArchitectureSpecError, match="fusion must be"):
         arch.operations_for("search")
 
 
@@ -70,7 +70,7 @@ def test_to_dict_from_dict_round_trip_and_derived_keys():
     assert data["implicit_inputs"] == {"S0": ["E"], "S1": ["E"], "S2": ["E"]}
     assert data["operations"]["O"] == "concat"
     assert data["live_nodes"] == ["E", "S1", "O"]
-    assert ArchSpec.from_dict(data) == arch
+    assert ArchitectureSpec.from_dict(data) == arch
 
 
 def test_version_1_files_are_read_with_live_nodes_recomputed_and_choices_made_decisive():
@@ -80,18 +80,18 @@ def test_version_1_files_are_read_with_live_nodes_recomputed_and_choices_made_de
     data = json.loads(json.dumps(arch.to_dict()))
     data.update(format_version=1, live_nodes=["E", "O"], source="preset:parallel")
     del data["implicit_inputs"]
-    old = ArchSpec.from_dict(data)
+    old = ArchitectureSpec.from_dict(data)
     assert old.live_nodes == ("E", "S0", "O")
     assert old.beta["O"] == one_hot_beta("concat") and softmax(old.beta["O"])[2] == 1.0
     data["source"] = "search"  # learned logits are kept as they are
-    assert ArchSpec.from_dict(data).beta["O"] == (0.0, 0.0, 1.0, 0.0)
+    assert ArchitectureSpec.from_dict(data).beta["O"] == (0.0, 0.0, 1.0, 0.0)
 
 
 def test_from_dict_refuses_derived_keys_that_disagree_with_alpha():
     data = make_arch(1, [("E", "O")]).to_dict()
     data["connections"]["O"] = ["E", "S1"]
-    with pytest.raises(ArchSpecError, match="my.json: 'connections' disagrees with alpha/beta"):
-        ArchSpec.from_dict(data, where="my.json")
+    with pytest.raises(ArchitectureSpecError, match="my.json: 'connections' disagrees with alpha/beta"):
+        ArchitectureSpec.from_dict(data, where="my.json")
 
 
 @pytest.mark.parametrize(
@@ -104,31 +104,31 @@ def test_from_dict_refuses_derived_keys_that_disagree_with_alpha():
     ],
 )
 def test_from_dict_errors(data, message):
-    with pytest.raises(ArchSpecError, match=message):
-        ArchSpec.from_dict(data)
+    with pytest.raises(ArchitectureSpecError, match=message):
+        ArchitectureSpec.from_dict(data)
 
 
 def test_save_and_load(tmp_path):
     arch = preset_arch("parallel", n=2, shallow="crossnetv2", **SHAPE)
     path = tmp_path / "arch.json"
     arch.save(path)
-    assert ArchSpec.load(path) == arch
+    assert ArchitectureSpec.load(path) == arch
     assert not (tmp_path / "arch.json.tmp").exists()
 
 
 def test_load_errors(tmp_path):
-    with pytest.raises(ArchSpecError, match="no such arch file"):
-        ArchSpec.load(tmp_path / "missing.json")
+    with pytest.raises(ArchitectureSpecError, match="no such arch file"):
+        ArchitectureSpec.load(tmp_path / "missing.json")
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
-    with pytest.raises(ArchSpecError, match="bad.json: not valid JSON"):
-        ArchSpec.load(bad)
+    with pytest.raises(ArchitectureSpecError, match="bad.json: not valid JSON"):
+        ArchitectureSpec.load(bad)
 
 
 def test_operation_norm_is_recorded_and_checked():
     arch = dataclasses.replace(make_arch(1, [("E", "O")]), operation_norm="rms")
-    assert ArchSpec.from_dict(json.loads(json.dumps(arch.to_dict()))).operation_norm == "rms"
-    with pytest.raises(ArchSpecError, match="operation_norm='rms', but this run has operation_norm='none'"):
+    assert ArchitectureSpec.from_dict(json.loads(json.dumps(arch.to_dict()))).operation_norm == "rms"
+    with pytest.raises(ArchitectureSpecError, match="operation_norm='rms', but this run has operation_norm='none'"):
         arch.check_compatible(dataset="", num_fields=3, feature_num=20, operation_norm="none")
-    with pytest.raises(ArchSpecError, match="operation_norm must be one of"):
+    with pytest.raises(ArchitectureSpecError, match="operation_norm must be one of"):
         dataclasses.replace(arch, operation_norm="layer")
