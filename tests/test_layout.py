@@ -13,9 +13,9 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "optfusion_tf"
 ALLOWED = {
     "architecture": set(),
     "layers": set(),
-    "fusion": {"architecture", "layers"},
+    "operations": {"architecture", "layers"},
     "optimizers": set(),
-    "models": {"architecture", "layers", "fusion", "optimizers"},
+    "models": {"architecture", "layers", "operations", "optimizers"},
     "data": set(),
     "distribute": set(),
     "analysis": {"architecture", "models"},

@@ -13,7 +13,7 @@ from optfusion_tf.architecture.presets import preset_arch
 from optfusion_tf.architecture.validation import OPERATIONS, ArchitectureSpecError
 from optfusion_tf.training.config import TrainingConfig
 from optfusion_tf.analysis.flops import analytic_flops_per_sample
-from optfusion_tf.fusion import AddFusion, FusionMixture
+from optfusion_tf.operations import AddFusion, FusionMixture
 from optfusion_tf.optimizers.lazy_adam import LazyAdam, make_embedding_optimizer
 from optfusion_tf.models.model import OptFusionModel
 from optfusion_tf.models.node_plan import FUSION_MODES

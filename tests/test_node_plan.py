@@ -3,7 +3,7 @@ slices."""
 
 from optfusion_tf.architecture.presets import preset_arch
 from optfusion_tf.architecture.search_space import SearchSpace
-from optfusion_tf.fusion import ConcatFusion
+from optfusion_tf.operations import ConcatFusion
 from optfusion_tf.models.model import OptFusionModel
 from optfusion_tf.models.node_plan import edge_slices, plan_nodes
 

@@ -75,7 +75,7 @@ class ArchitectureSpec(ArchitectureSpecChecks):
         emb_dim: embedding size d.
         source: what produced it ("search", "preset:parallel", ...).
         operation_norm: the fusion operations' output normalization the search ran with
-            ("none" | "rms", optfusion_tf/fusion/base.py): beta was learned with it, so a
+            ("none" | "rms", optfusion_tf/operations/base.py): beta was learned with it, so a
             re-train uses it too.
     """
 

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 OPERATIONS = ("add", "prod", "concat", "att")
 SHALLOW_COMPONENTS = ("crossnet", "crossnetv2", "cin")
-# Normalizations of the fusion operations' outputs (optfusion_tf/fusion/base.py OUTPUT_NORMS).
+# Normalizations of the fusion operations' outputs (optfusion_tf/operations/base.py OUTPUT_NORMS).
 OPERATION_NORMS = ("none", "rms")
 
 

@@ -25,19 +25,13 @@ class CIN(ShallowComponent):
     in xDeepFM. It is computed as one [batch * d, F] x [F, F * F] matmul and one batched
     contraction, without materializing the [batch, F, F, d] outer product twice.
 
+    Weights: `K` [F, F, F], indexed [h, m, k] (`kernel_initializer`), and `bias` [F]
+    (`bias_initializer`); call and output as `ShallowComponent`: (x0, x), both [batch, W] ->
+    [batch, W].
+
     Args:
         num_fields: F, the number of feature fields (W must be a multiple of it).
-        kernel_initializer: initializer of `K` ([F, F, F], indexed [h, m, k]).
-            Defaults to `"glorot_uniform"`.
-        bias_initializer: initializer of `bias` ([F]). Defaults to `"zeros"`.
-        **kwargs: passed to `keras.layers.Layer`.
-
-    Call arguments:
-        x0: float tensor [batch, W], the flat embedding.
-        x: float tensor [batch, W], the fused input.
-
-    Returns:
-        Float tensor [batch, W].
+        **kwargs: the `ShallowComponent` arguments (initializers) and `keras.layers.Layer`'s.
     """
 
     def __init__(self, num_fields: int, **kwargs: Any) -> None:

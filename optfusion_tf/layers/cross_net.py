@@ -18,17 +18,8 @@ class CrossNet(ShallowComponent):
     input, as in the reference's `cross_layer(X_0=emb, X_i=fused)`. The weight `w` is a
     vector, so the layer costs O(W) per example.
 
-    Args:
-        kernel_initializer: initializer of `w` ([W, 1]). Defaults to `"glorot_uniform"`.
-        bias_initializer: initializer of `b` ([W]). Defaults to `"zeros"`.
-        **kwargs: passed to `keras.layers.Layer`.
-
-    Call arguments:
-        x0: float tensor [batch, W], the flat embedding.
-        x: float tensor [batch, W], the fused input.
-
-    Returns:
-        Float tensor [batch, W].
+    Weights: `w` [W, 1] (`kernel_initializer`) and `b` [W] (`bias_initializer`); arguments,
+    call and output as `ShallowComponent`: (x0, x), both [batch, W] -> [batch, W].
     """
 
     def build(self, x0_shape: Shape, x_shape: Shape) -> None:

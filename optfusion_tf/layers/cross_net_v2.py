@@ -14,17 +14,8 @@ from optfusion_tf.layers.types import Shape, Tensor
 class CrossNetV2(ShallowComponent):
     """One DCN-V2 cross layer: `y = x0 * (x @ K + b) + x`, with a full [W, W] kernel K.
 
-    Args:
-        kernel_initializer: initializer of `K` ([W, W]). Defaults to `"glorot_uniform"`.
-        bias_initializer: initializer of `b` ([W]). Defaults to `"zeros"`.
-        **kwargs: passed to `keras.layers.Layer`.
-
-    Call arguments:
-        x0: float tensor [batch, W], the flat embedding.
-        x: float tensor [batch, W], the fused input.
-
-    Returns:
-        Float tensor [batch, W].
+    Weights: `K` [W, W] (`kernel_initializer`) and `b` [W] (`bias_initializer`); arguments,
+    call and output as `ShallowComponent`: (x0, x), both [batch, W] -> [batch, W].
     """
 
     def build(self, x0_shape: Shape, x_shape: Shape) -> None:

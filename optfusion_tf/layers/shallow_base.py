@@ -14,12 +14,20 @@ class ShallowComponent(keras.layers.Layer):
     """A layer `f(x0, x) -> [batch, W]` with `x0` the flat embedding and `x` the fused input.
 
     Subclasses create their weights in `build(x0_shape, x_shape)` after calling
-    `self._check_inputs(x0_shape, x_shape)`, which returns W.
+    `self._check_inputs(x0_shape, x_shape)`, which returns W; their docstrings give the shapes
+    of their kernel and bias.
 
     Args:
         kernel_initializer: initializer of the layer's kernel. Defaults to `"glorot_uniform"`.
         bias_initializer: initializer of the layer's bias. Defaults to `"zeros"`.
         **kwargs: passed to `keras.layers.Layer`.
+
+    Call arguments (every shallow component):
+        x0: float tensor [batch, W], the flat embedding.
+        x: float tensor [batch, W], the fused input.
+
+    Returns:
+        Float tensor [batch, W].
     """
 
     def __init__(

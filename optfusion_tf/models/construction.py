@@ -18,8 +18,8 @@ import keras
 from optfusion_tf.architecture.spec import MIXTURE
 from optfusion_tf.architecture.checks import check_int
 from optfusion_tf.architecture.validation import SHALLOW_COMPONENTS
-from optfusion_tf.fusion import FusionMixture, make_fusion_operation
-from optfusion_tf.fusion.base import check_output_norm
+from optfusion_tf.operations import FusionMixture, make_fusion_operation
+from optfusion_tf.operations.base import check_output_norm
 from optfusion_tf.layers import DeepBlock, make_shallow_layer
 from optfusion_tf.layers.initializers import KERNEL_INITS, kernel_initializer
 from optfusion_tf.models.node_plan import FUSION_MODES, NodePlan

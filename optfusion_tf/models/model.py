@@ -71,7 +71,7 @@ class OptFusionModel(GroupedOptimizerModel):
             one of KERNEL_INITS: "glorot_normal" (default; Keras' and DeepCTR's) or "torch"
             (PyTorch nn.Linear's U(+-1/sqrt(fan_in)), the reference's start). Biases start at 0.
         operation_norm: "none" (the paper's operations) or "rms": every fusion operation's
-            output is rescaled to unit RMS per example (optfusion_tf/fusion/base.py), in search
+            output is rescaled to unit RMS per example (optfusion_tf/operations/base.py), in search
             and re-train alike.
         seed: seeds every initializer (and the dropout) for a reproducible model; None draws
             them from Keras' global seed (`keras.utils.set_random_seed`).

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import keras
 import numpy as np
 
-from optfusion_tf.fusion import FUSION_OPERATIONS, FusionMixture, FusionOperation
+from optfusion_tf.operations import FUSION_OPERATIONS, FusionMixture, FusionOperation
 
 if TYPE_CHECKING:
     from optfusion_tf.models.model import OptFusionModel

@@ -6,8 +6,8 @@ import pytest
 import tensorflow as tf
 
 from optfusion_tf.architecture.validation import OPERATIONS
-from optfusion_tf.fusion.base import unit_rms
-from optfusion_tf.fusion import (
+from optfusion_tf.operations.base import unit_rms
+from optfusion_tf.operations import (
     FUSION_OPERATIONS,
     AddFusion,
     AttentionFusion,

@@ -7,7 +7,7 @@ import functools
 import keras
 from keras import ops
 
-from optfusion_tf.fusion.base import FusionOperation
+from optfusion_tf.operations.base import FusionOperation
 from optfusion_tf.layers.types import Tensor
 
 

@@ -9,8 +9,8 @@ import keras
 from keras import ops
 
 from optfusion_tf.architecture.validation import OPERATIONS
-from optfusion_tf.fusion.base import check_fusion_inputs, check_num_inputs, check_output_norm
-from optfusion_tf.fusion.registry import make_fusion_operation
+from optfusion_tf.operations.base import check_fusion_inputs, check_num_inputs, check_output_norm
+from optfusion_tf.operations.registry import make_fusion_operation
 from optfusion_tf.layers.initializers import InitializerLike, clone_initializer
 from optfusion_tf.layers.types import Shape, Tensor
 
@@ -28,7 +28,7 @@ class FusionMixture(keras.layers.Layer):
             own clone). Defaults to `"glorot_uniform"`.
         bias_initializer: initializer of their biases. Defaults to `"zeros"`.
         output_norm: "none" or "rms": each operation's output is rescaled to unit RMS before it
-            is weighted (see optfusion_tf/fusion/base.py).
+            is weighted (see optfusion_tf/operations/base.py).
         **kwargs: passed to `keras.layers.Layer`.
 
     Call arguments:

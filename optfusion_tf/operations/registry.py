@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from optfusion_tf.fusion.add import AddFusion
-from optfusion_tf.fusion.attention import AttentionFusion
-from optfusion_tf.fusion.base import FusionOperation, WeightedFusionOperation
-from optfusion_tf.fusion.concat import ConcatFusion
-from optfusion_tf.fusion.prod import ProdFusion
+from optfusion_tf.operations.add import AddFusion
+from optfusion_tf.operations.attention import AttentionFusion
+from optfusion_tf.operations.base import FusionOperation, WeightedFusionOperation
+from optfusion_tf.operations.concat import ConcatFusion
+from optfusion_tf.operations.prod import ProdFusion
 from optfusion_tf.layers.initializers import InitializerLike
 
 FUSION_OPERATIONS: dict[str, type[FusionOperation]] = {

@@ -7,7 +7,7 @@ from typing import Sequence
 import keras
 from keras import ops
 
-from optfusion_tf.fusion.base import WeightedFusionOperation
+from optfusion_tf.operations.base import WeightedFusionOperation
 from optfusion_tf.layers.initializers import add_kernel_and_bias, clone_initializer
 from optfusion_tf.layers.types import Shape, Tensor
 
