@@ -169,3 +169,15 @@ def test_set_seed_with_deterministic_ops():
         assert config.is_op_determinism_enabled()
     finally:
         config.disable_op_determinism()
+
+
+def test_run_dir_paths_golden():
+    run = RunDir("/r")
+    assert [run.flags_path, run.arch_path, run.architecture_png, run.calibration_png,
+            run.epochs_path, run.metrics_path, run.checkpoints_dir, run.best_weights_path,
+            run.backup_dir, run.tensorboard_dir] == [
+        "/r/flags.txt", "/r/arch.json", "/r/architecture.png", "/r/calibration_test.png",
+        "/r/epochs.json", "/r/metrics.json", "/r/checkpoints", "/r/checkpoints/best.weights.h5",
+        "/r/backup", "/r/tensorboard"]
+    assert "BackupAndRestore" in RunDir.backup_dir.__doc__
+    assert RunDir.arch_path.__doc__ == "<run dir>/arch.json"

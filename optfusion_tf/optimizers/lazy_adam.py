@@ -102,15 +102,8 @@ class LazyAdam(keras.optimizers.Adam):
                 "each step); use the coupled `l2` instead. "
                 f"Received: weight_decay={kwargs['weight_decay']!r}"
             )
-        super().__init__(
-            learning_rate=learning_rate,
-            beta_1=beta_1,
-            beta_2=beta_2,
-            epsilon=epsilon,
-            amsgrad=False,
-            name=name,
-            **kwargs,
-        )
+        super().__init__(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2,
+                         epsilon=epsilon, amsgrad=False, name=name, **kwargs)
         self.l2 = l2
 
     @property

@@ -64,6 +64,11 @@ class RunDirError(ValueError):
     """The run directory cannot be used as asked (message says why and what to do)."""
 
 
+def _inside(*parts: str, doc: str | None = None) -> property:
+    """A `RunDir` property: the path `parts` inside the run directory (str)."""
+    return property(lambda run: os.path.join(run.path, *parts), doc=doc or "<run dir>/" + "/".join(parts))
+
+
 @dataclasses.dataclass(frozen=True)
 class RunDir:
     """Paths inside one run directory (see the module docstring for the layout).
@@ -76,51 +81,23 @@ class RunDir:
     path: str
     resuming: bool = False
 
-    def _join(self, *parts: str) -> str:
-        return os.path.join(self.path, *parts)
-
-    @property
-    def flags_path(self) -> str:
-        return self._join("flags.txt")
-
-    @property
-    def arch_path(self) -> str:
-        return self._join("arch.json")
-
-    @property
-    def architecture_png(self) -> str:
-        return self._join("architecture.png")
-
-    @property
-    def calibration_png(self) -> str:
-        return self._join("calibration_test.png")
-
-    @property
-    def epochs_path(self) -> str:
-        return self._join("epochs.json")
-
-    @property
-    def metrics_path(self) -> str:
-        return self._join("metrics.json")
-
-    @property
-    def checkpoints_dir(self) -> str:
-        return self._join("checkpoints")
-
-    @property
-    def best_weights_path(self) -> str:
-        """For ModelCheckpoint(save_weights_only=True); Keras requires `.weights.h5`."""
-        return self._join("checkpoints", "best.weights.h5")
-
-    @property
-    def backup_dir(self) -> str:
-        """For keras.callbacks.BackupAndRestore (which deletes it when fit ends)."""
-        return self._join("backup")
-
-    @property
-    def tensorboard_dir(self) -> str:
-        """`log_dir` for keras.callbacks.TensorBoard and ArchitectureSummaries."""
-        return self._join("tensorboard")
+    flags_path = _inside("flags.txt")
+    arch_path = _inside("arch.json")
+    architecture_png = _inside("architecture.png")
+    calibration_png = _inside("calibration_test.png")
+    epochs_path = _inside("epochs.json")
+    metrics_path = _inside("metrics.json")
+    checkpoints_dir = _inside("checkpoints")
+    best_weights_path = _inside(
+        "checkpoints", "best.weights.h5",
+        doc="For ModelCheckpoint(save_weights_only=True); Keras requires `.weights.h5`.",
+    )
+    backup_dir = _inside(
+        "backup", doc="For keras.callbacks.BackupAndRestore (which deletes it when fit ends)."
+    )
+    tensorboard_dir = _inside(
+        "tensorboard", doc="`log_dir` for keras.callbacks.TensorBoard and ArchitectureSummaries."
+    )
 
     def write_metrics(
         self,
