@@ -1,7 +1,7 @@
 """The plumbing of the three optimizer groups of `GroupedOptimizerModel` (training_step.py).
 
 - `_GroupMultiOptimizer`: Keras' MultiOptimizer over the group optimizers, writing its state
-  once;
+  once; `GroupSelector`: its map from a variable to its group's optimizer;
 - `partition` / `VariableGroups`: each trainable variable's group, checked to be a partition;
 - `get_optimizer`, `copy_optimizer`: compile's optimizer arguments as plain optimizer
   instances; `hand_l2_to_lazy_adam`: a group's coupled L2 given to its LazyAdam;
@@ -42,6 +42,23 @@ class _GroupMultiOptimizer(keras.optimizers.MultiOptimizer):
             return
         for i, variable in enumerate(self._variables):
             variable.assign(store[str(i)])
+
+
+class GroupSelector:
+    """The MultiOptimizer's optimizer map: `values()` lists the group optimizers in the order
+    embedding, network, architecture (the order of `model.optimizer.optimizers`), and calling
+    it on a variable gives the optimizer of the variable's group (`model` is a
+    training_step.GroupedOptimizerModel)."""
+
+    def __init__(self, model: keras.Model) -> None:
+        self._model = model
+
+    def values(self) -> list[keras.optimizers.Optimizer]:
+        return list(self._model._group_optimizers().values())
+
+    def __call__(self, variable: keras.Variable) -> keras.optimizers.Optimizer:
+        group = self._model._group_of_variables().group_of[id(variable)]
+        return self._model._group_optimizers()[group]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -34,6 +34,7 @@ import keras
 import tensorflow as tf
 
 from optfusion_tf.models.optimizer_groups import (
+    GroupSelector,
     _GroupMultiOptimizer,
     Untracked,
     VariableGroups,
@@ -206,7 +207,7 @@ class GroupedOptimizerModel(keras.Model):
         if loss is None:
             loss = keras.losses.BinaryCrossentropy(from_logits=True)
         super().compile(
-            optimizer=_GroupMultiOptimizer(_GroupSelector(self)),
+            optimizer=_GroupMultiOptimizer(GroupSelector(self)),
             loss=loss,
             **kwargs,
         )
@@ -324,22 +325,6 @@ class GroupedOptimizerModel(keras.Model):
                 has_architecture_optimizer=self.architecture_optimizer is not None,
             )
         return self._variable_groups
-
-
-class _GroupSelector:
-    """The MultiOptimizer's optimizer map: `values()` lists the group optimizers in the order
-    embedding, network, architecture (the order of `model.optimizer.optimizers`), and calling
-    it on a variable gives the optimizer of the variable's group."""
-
-    def __init__(self, model: GroupedOptimizerModel) -> None:
-        self._model = model
-
-    def values(self) -> list[keras.optimizers.Optimizer]:
-        return group_optimizers(self._model)
-
-    def __call__(self, variable: keras.Variable) -> keras.optimizers.Optimizer:
-        group = self._model._group_of_variables().group_of[id(variable)]
-        return self._model._group_optimizers()[group]
 
 
 def group_optimizers(model: keras.Model) -> list[keras.optimizers.Optimizer]:
