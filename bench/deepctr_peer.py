@@ -260,6 +260,34 @@ def model_kwargs(model: str, num_fields: int, emb_dim: int, init_seed: int | Non
     return kwargs
 
 
+def build_model(model: str, names: list[str], sizes: list[int], emb_dim: int,
+                init_seed: int | None, lr: float):
+    """A compiled DeepCTR model, one SparseFeat per field (local ids < size), DeepCTR's defaults
+    but `model_kwargs`; Adam(lr) and binary_crossentropy (step 2 of the module docstring).
+
+    Needs legacy Keras (TF_USE_LEGACY_KERAS=1 before TensorFlow is imported) and deepctr.
+    Returns (model, the DeepCTR constructor, its keyword arguments, the embeddings' seed).
+    """
+    import tensorflow as tf
+
+    _, models, SparseFeat = _import_deepctr()
+    emb_seed = DEEPCTR_EMBEDDING_SEED if init_seed is None else init_seed
+    columns = [
+        SparseFeat(
+            name, vocabulary_size=size, embedding_dim=emb_dim,
+            embeddings_initializer=tf.keras.initializers.RandomNormal(
+                mean=0.0, stddev=EMBEDDING_STDDEV, seed=emb_seed
+            ),
+        )
+        for name, size in zip(names, sizes)
+    ]
+    build = getattr(models, DEEPCTR_NAMES[model])
+    kwargs = model_kwargs(model, len(names), emb_dim, init_seed)
+    keras_model = build(columns, columns, **kwargs)
+    keras_model.compile(tf.keras.optimizers.Adam(learning_rate=lr), "binary_crossentropy")
+    return keras_model, build, kwargs, emb_seed
+
+
 def effective_settings(fn, kwargs: dict) -> dict:
     """Every keyword argument of the DeepCTR constructor: its defaults, overridden by kwargs."""
     settings = {}
@@ -299,7 +327,7 @@ def run(args: argparse.Namespace) -> dict:
             f"tf.keras is {tf.keras.__name__}, not legacy Keras (tf_keras); `{INSTALL}` installs "
             "tf-keras, and TF_USE_LEGACY_KERAS=1 must be set before TensorFlow is imported"
         )
-    deepctr, models, SparseFeat = _import_deepctr()
+    deepctr, _, _ = _import_deepctr()
 
     splits = load_local_ids(args.dataset_dir, stats)
     names = input_names(stats.field_names)
@@ -310,20 +338,10 @@ def run(args: argparse.Namespace) -> dict:
     tf.keras.utils.set_random_seed(args.seed)
     tf.config.experimental.enable_op_determinism()
 
-    emb_seed = DEEPCTR_EMBEDDING_SEED if args.init_seed is None else args.init_seed
-    columns = [
-        SparseFeat(
-            name, vocabulary_size=field.size, embedding_dim=args.emb_dim,
-            embeddings_initializer=tf.keras.initializers.RandomNormal(
-                mean=0.0, stddev=EMBEDDING_STDDEV, seed=emb_seed
-            ),
-        )
-        for name, field in zip(names, stats.fields)
-    ]
-    build = getattr(models, DEEPCTR_NAMES[args.model])
-    kwargs = model_kwargs(args.model, stats.num_fields, args.emb_dim, args.init_seed)
-    model = build(columns, columns, **kwargs)
-    model.compile(tf.keras.optimizers.Adam(learning_rate=args.lr), "binary_crossentropy")
+    model, build, kwargs, emb_seed = build_model(
+        args.model, names, [field.size for field in stats.fields], args.emb_dim, args.init_seed,
+        args.lr,
+    )
 
     state = {"best_auc": -np.inf, "best_logloss": None, "best_epoch": 0, "weights": None,
              "bad": 0, "epochs": 0, "train_seconds": 0.0, "eval_seconds": 0.0,
