@@ -21,6 +21,7 @@ setup(
         "scikit-learn>=1.5,<1.10",
         "matplotlib>=3.9,<3.12",
         "google-crc32c>=1.5,<2",
+        "pyarrow>=26.0.1,<27",
     ],
     extras_require={
         # The TF Serving client (PredictRequest, PredictionService stub): tools/serving_smoke.py

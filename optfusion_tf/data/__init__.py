@@ -4,7 +4,8 @@ Modules, in pipeline order:
 
 - `formats`: what each raw format holds (columns, fields, label rule): Criteo, Avazu, KDD12, CSV.
 - `raw_input`: opens plain/gzip input and cuts it into line-aligned byte blocks.
-- `block_parser`: one block -> validated labels and per-field keys (pandas C parser, numpy).
+- `block_parser`: one block -> validated labels and per-field keys (Arrow's CSV reader via
+  `arrow_block` where it agrees with pandas, else pandas' C parser; numpy).
 - `bucketing`: numeric rules (Criteo log^2) and the Avazu hour decomposition.
 - `bad_rows`: bad-row reasons, per-reason counts with first line numbers, or the first error.
 - `split`: the seeded train/validation/test assignment.

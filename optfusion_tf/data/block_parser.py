@@ -5,14 +5,17 @@ Steps, none of them a per-row Python loop on clean input:
    count are reported and cut out before pandas sees them (pandas would silently pad a short
    row). Blocks of quoting formats that contain a quote character are counted with the csv
    module instead, line by line, since a quoted delimiter does not separate columns.
-2. pandas' C parser: numeric columns straight to float64 ("" = missing), the rest as
-   untouched strings (keep_default_na=False, so "NA", "null", "nan" stay strings). A non-numeric
+2. Arrow's CSV reader with every used column dictionary-encoded (`arrow_block`), where its
+   result is the same as pandas' (no '\r', no quote, numbers only in numeric columns; most
+   blocks), else pandas' C parser: numeric columns straight to float64 ("" = missing), the rest
+   as untouched strings (keep_default_na=False, so "NA", "null", "nan" stay strings). A non-numeric
    cell makes the parser raise; only then is the block re-parsed as strings and checked cell by
    cell with pd.to_numeric to find the bad rows.
 3. Labels, numeric cells and Avazu hours are validated; each bad row is reported once, under
    its first reason in bad_rows.REASONS order.
-4. Each field is factorized (pandas hash table): per-row codes into a small list of unique keys,
-   so vocabulary work downstream is per unique value, not per row.
+4. Each field is factorized (Arrow's dictionary, or pandas' hash table): per-row codes into a
+   small list of unique keys in first-seen order, so vocabulary work downstream is per unique
+   value, not per row.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import io
 import numpy as np
 import pandas as pd
 
-from optfusion_tf.data import bad_rows, bucketing, formats
+from optfusion_tf.data import arrow_block, bad_rows, bucketing, formats
 from optfusion_tf.data.raw_input import RawBlock
 
 _NEWLINE, _CR = 10, 13
@@ -40,12 +43,20 @@ class FieldKeys:
     """One field's keys in a block, factorized.
 
     Attributes:
-        codes: int32 [R], index into `uniques` for every kept row.
+        codes: [R], index into `uniques` for every kept row; uint8, uint16 or int32, the
+            narrowest that holds len(uniques) - 1 (less to send from the worker processes).
         uniques: the distinct vocabulary keys (str), in first-seen order.
     """
 
     codes: np.ndarray
     uniques: list[str]
+
+    @classmethod
+    def narrowed(cls, codes: np.ndarray, uniques: list[str]) -> "FieldKeys":
+        """FieldKeys with `codes` (any integer type) in the narrowest type that holds them."""
+        n = len(uniques)
+        dtype = np.uint8 if n <= 1 << 8 else np.uint16 if n <= 1 << 16 else np.int32
+        return cls(codes.astype(dtype, copy=False), uniques)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,21 +124,50 @@ def _read_columns(data: bytes, fmt: formats.RawFormat, numeric_as_float: bool) -
     return df
 
 
-def _numbers(
-    df: pd.DataFrame, fmt: formats.RawFormat, as_float: bool
-) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Numeric columns as float64 [R] (NaN = empty cell, also NaN for unparsable cells in the
-    string path), and the raw strings when parsed as strings (for messages and bad-cell masks)."""
-    values, raw = {}, {}
-    for col in fmt.numeric_columns:
-        if as_float:
-            values[col] = df[col].to_numpy(np.float64)
-        else:
-            raw[col] = df[col].to_numpy(object)
-            values[col] = pd.to_numeric(df[col].mask(raw[col] == ""), errors="coerce").to_numpy(
-                np.float64
-            )
-    return values, raw
+class _PandasColumns:
+    """One block's used columns read by pandas' C parser (the general path).
+
+    Numeric columns are parsed as float64; a non-numeric cell makes the parser raise, and only
+    then is the block re-parsed as strings and checked cell by cell with pd.to_numeric.
+
+    Attributes:
+        values: float64 [R] per numeric column (NaN = empty cell, and in the string path also
+            an unparsable cell).
+        raw: per numeric column, the raw strings when parsed as strings (for messages and
+            bad-cell masks); empty when parsed as numbers.
+    """
+
+    def __init__(self, data: bytes, fmt: formats.RawFormat):
+        self.values: dict[str, np.ndarray] = {}
+        self.raw: dict[str, np.ndarray] = {}
+        try:
+            self._df = _read_columns(data, fmt, numeric_as_float=True)
+            for col in fmt.numeric_columns:
+                self.values[col] = self._df[col].to_numpy(np.float64)
+        except ValueError as e:  # a non-numeric cell in a numeric column: find it cell by cell
+            if isinstance(e, pd.errors.ParserError):
+                raise
+            self._df = _read_columns(data, fmt, numeric_as_float=False)
+            for col in fmt.numeric_columns:
+                self.raw[col] = self._df[col].to_numpy(object)
+                self.values[col] = pd.to_numeric(
+                    self._df[col].mask(self.raw[col] == ""), errors="coerce"
+                ).to_numpy(np.float64)
+
+    def categorical(self, col: str, keep: np.ndarray) -> tuple[np.ndarray, list[str]]:
+        """The kept rows' strings of `col`, factorized in first-seen order."""
+        codes, uniques = pd.factorize(self._df[col].to_numpy(object)[keep])
+        return codes.astype(np.int32), list(uniques)
+
+    def numeric(self, rule: str, col: str, keep: np.ndarray) -> tuple[np.ndarray, list[str]]:
+        """The kept rows' `rule` buckets of `col`, factorized in first-seen order (NaN a key)."""
+        return _factorize_numbers(bucketing.apply_rule(rule, self.values[col][keep]))
+
+
+def _factorize_numbers(keys: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Bucketed numbers float64 [R] -> (int32 codes [R], canonical keys in first-seen order)."""
+    codes, uniques = pd.factorize(keys, use_na_sentinel=False)
+    return codes.astype(np.int32), [bucketing.canonical_key(u) for u in uniques.tolist()]
 
 
 def _describe(col: str, i: int, values: dict[str, np.ndarray], raw: dict[str, np.ndarray]) -> str:
@@ -135,16 +175,6 @@ def _describe(col: str, i: int, values: dict[str, np.ndarray], raw: dict[str, np
         return repr(raw[col][i])
     v = values[col][i]
     return "an empty cell" if np.isnan(v) else f"{v:g}"
-
-
-def _factorize(keys: np.ndarray, numeric: bool) -> FieldKeys:
-    if numeric:
-        codes, uniques = pd.factorize(keys, use_na_sentinel=False)
-        return FieldKeys(
-            codes.astype(np.int32), [bucketing.canonical_key(u) for u in uniques.tolist()]
-        )
-    codes, uniques = pd.factorize(keys)
-    return FieldKeys(codes.astype(np.int32), list(uniques))
 
 
 def _lines_with_right_count(
@@ -185,8 +215,10 @@ def _lines_with_right_count(
 def parse_block(block: RawBlock, fmt: formats.RawFormat) -> ParsedBlock:
     """Validates and factorizes one block (see the module docstring).
 
-    A block whose delimiter total is exactly n_lines * (columns - 1) goes to pandas directly:
-    if no line has too many columns (the C parser raises on those), none has too few either.
+    A block Arrow parses whole (every line with the right column count, see `arrow_block`) is
+    only validated. Otherwise, a block whose delimiter total is exactly n_lines * (columns - 1)
+    goes to pandas directly: if no line has too many columns (the C parser raises on those),
+    none has too few either.
 
     Args:
         block: whole lines of the raw file.
@@ -194,12 +226,16 @@ def parse_block(block: RawBlock, fmt: formats.RawFormat) -> ParsedBlock:
     Returns:
         A ParsedBlock with R kept rows (R <= block.n_lines).
     """
+    every_line = np.arange(block.n_lines)
+    columns = arrow_block.read_block(block.data, block.n_lines, fmt)
+    if columns is not None:
+        return _checked(block, fmt, columns, every_line, [], 0)
     quoted = fmt.quoting and b'"' in block.data
     if not quoted and block.data.count(fmt.delimiter.encode()) == block.n_lines * (
         len(fmt.columns) - 1
     ):
         try:
-            return _parse_lines(block, fmt, block.data, np.arange(block.n_lines), [], 0)
+            return _checked(block, fmt, _PandasColumns(block.data, fmt), every_line, [], 0)
         except pd.errors.ParserError:
             pass  # some line has too many columns (and another too few): count line by line
     data, line_index, bad, blank = _lines_with_right_count(block, fmt)
@@ -217,15 +253,22 @@ def _parse_lines(
     blank: int,
 ) -> ParsedBlock:
     """Parses lines that have the right column count; `line_index` are their block line indexes."""
-    try:
-        df = _read_columns(data, fmt, numeric_as_float=True)
-        values, raw = _numbers(df, fmt, as_float=True)
-    except ValueError as e:  # a non-numeric cell in a numeric column: find it cell by cell
-        if isinstance(e, pd.errors.ParserError):
-            raise
-        df = _read_columns(data, fmt, numeric_as_float=False)
-        values, raw = _numbers(df, fmt, as_float=False)
+    columns = arrow_block.read_block(data, len(line_index), fmt)
+    if columns is None:
+        columns = _PandasColumns(data, fmt)
+    return _checked(block, fmt, columns, line_index, bad, blank)
 
+
+def _checked(
+    block: RawBlock,
+    fmt: formats.RawFormat,
+    columns: _PandasColumns | arrow_block.ArrowColumns,
+    line_index: np.ndarray,
+    bad: list[bad_rows.BadRows],
+    blank: int,
+) -> ParsedBlock:
+    """Validates the parsed lines (`line_index`: their block line indexes) and factorizes."""
+    values, raw = columns.values, columns.raw
     labels, rejected = fmt.label_rule.apply(values[fmt.label_column])
     checks = [
         (
@@ -270,14 +313,11 @@ def _parse_lines(
     keys = []
     for f in fmt.fields:
         if f.kind == formats.CATEGORICAL:
-            keys.append(_factorize(df[f.source].to_numpy(object)[keep], numeric=False))
+            keys.append(FieldKeys.narrowed(*columns.categorical(f.source, keep)))
         elif f.kind == formats.NUMERIC:
-            keys.append(
-                _factorize(bucketing.apply_rule(f.rule, values[f.source][keep]), numeric=True)
-            )
+            keys.append(FieldKeys.narrowed(*columns.numeric(f.rule, f.source, keep)))
         else:
-            keys.append(
-                _factorize(getattr(hours[f.source], _HOUR_PART[f.kind])[keep], numeric=True)
-            )
+            part = getattr(hours[f.source], _HOUR_PART[f.kind])[keep]
+            keys.append(FieldKeys.narrowed(*_factorize_numbers(part)))
     bad.sort(key=lambda b: b.lines[0])
     return ParsedBlock(block.n_lines, line_index[keep], labels[keep], keys, bad, blank)

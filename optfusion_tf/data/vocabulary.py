@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import os
+from itertools import repeat
 
 import numpy as np
 import pandas as pd
@@ -75,11 +76,17 @@ class ValueCounter:
             int32 [R] provisional ids of the rows' keys.
         """
         ids = self._ids
-        # A Python loop over the block's *unique* keys (not its rows): dict is the only exact,
-        # growable string -> id map in the standard stack; the rows map through numpy below.
-        uniq_ids = np.fromiter(
-            (ids.setdefault(k, len(ids)) for k in keys.uniques), np.int64, len(keys.uniques)
-        )
+        # Per *unique* key of the block (not per row), and at C speed (map, dict.update): dict
+        # is the only exact, growable string -> id map in the standard stack; the rows map
+        # through numpy below. The block's uniques are distinct, so its new keys take the next
+        # ids in their (first-seen) order.
+        n = len(keys.uniques)
+        uniq_ids = np.fromiter(map(ids.get, keys.uniques, repeat(-1)), np.int64, n)
+        new = np.flatnonzero(uniq_ids < 0)
+        if new.size:
+            start = len(ids)
+            uniq_ids[new] = np.arange(start, start + new.size)
+            ids.update(zip([keys.uniques[i] for i in new.tolist()], range(start, start + new.size)))
         if len(ids) > len(self._counts):
             self._counts = np.concatenate(
                 [
@@ -89,7 +96,7 @@ class ValueCounter:
             )
         codes = keys.codes if counted is None else keys.codes[counted]
         self._counts[uniq_ids] += np.bincount(codes, minlength=len(uniq_ids))
-        return uniq_ids[keys.codes].astype(np.int32)
+        return uniq_ids.astype(np.int32)[keys.codes]
 
     def finalize(self, min_count: int) -> FieldVocabulary:
         """Keeps keys with scope count >= max(min_count, 1), ordered as the module says."""

@@ -1,0 +1,123 @@
+"""Issue 29's fast paths give the old results: Arrow parsing (taken only where it equals pandas),
+narrow codes, vocabulary ids, table-driven CRC-32C."""
+
+import google_crc32c
+import numpy as np
+import pytest
+
+from optfusion_tf.data import arrow_block, block_parser, formats
+from optfusion_tf.data.raw_input import RawBlock
+from optfusion_tf.data.tfrecord_writer import equal_length_crc32c
+from optfusion_tf.data.vocabulary import ValueCounter
+
+CSV = formats.csv_format(
+    "t",
+    ["y", "n", "c"],
+    label_col="y",
+    categorical_cols=["c"],
+    numeric_cols=["n"],
+)
+
+
+def _block(text: str) -> RawBlock:
+    data = text.encode()
+    return RawBlock(data, 2, data.count(b"\n"))
+
+
+def _parsed(block: RawBlock, fmt: formats.RawFormat, monkeypatch, arrow: bool):
+    with monkeypatch.context() as m:
+        if not arrow:
+            m.setattr(arrow_block, "read_block", lambda *args: None)
+        return block_parser.parse_block(block, fmt)
+
+
+def _summary(parsed: block_parser.ParsedBlock) -> tuple:
+    return (
+        parsed.row_lines.tolist(),
+        parsed.labels.tolist(),
+        [(k.codes.tolist(), k.uniques) for k in parsed.fields],
+        [(b.reason, b.lines.tolist(), b.first_detail) for b in parsed.bad],
+        parsed.blank_lines,
+    )
+
+
+@pytest.mark.parametrize(
+    "text, taken",
+    [
+        ("1,3,a\n0,,b\n1,-2.5,a\n0,+7.,\n1,.5,b\n", True),
+        ("1,3,a\n0,1e5,b\n1, 3,a\n0,inf,a\n1,12345678901234567890,a\n", True),
+        ("1,3,a\n0,NA,b\n", False),  # not a number: the pandas path reports it
+        ('1,3,"a"\n', False),  # a quote in a quoting format
+        ("1,3,a\r\n", False),
+        ("1,3\n0,1,a,b\n", False),  # wrong column counts
+    ],
+)
+def test_fast_path_taken_only_where_pandas_agrees(text, taken):
+    block = _block(text)
+    assert (arrow_block.read_block(block.data, block.n_lines, CSV) is not None) is taken
+
+
+def test_invalid_utf8_goes_to_pandas():
+    data = b"1,3,\xff\n"
+    assert arrow_block.read_block(data, 1, CSV) is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "1,3,a\n0,,b\n1,-2.5,a\n0,+7.,\n1,.5,b\n1,3.0,c\n",
+        "1,1e5,a\n0, 3,b\n1,0.1234567890123456789,a\n0,inf,c\n1,-1E-2,c\n",
+        # bad labels drop rows whose values were seen first: first-seen order is that of the
+        # kept rows (b before a, 9 before 3)
+        "2,3,a\n0,9,b\n1,3,a\n0,,c\n",
+    ],
+)
+def test_fast_path_equals_pandas_path(text, monkeypatch):
+    block = _block(text)
+    fast = _parsed(block, CSV, monkeypatch, arrow=True)
+    slow = _parsed(block, CSV, monkeypatch, arrow=False)
+    assert _summary(fast) == _summary(slow)
+
+
+def test_fast_path_golden_after_a_bad_row():
+    parsed = block_parser.parse_block(_block("2,3,a\n0,9,b\n1,3,a\n0,,c\n"), CSV)
+    assert parsed.row_lines.tolist() == [1, 2, 3]
+    numeric, categorical = parsed.fields
+    assert (numeric.codes.tolist(), numeric.uniques) == ([0, 1, 2], ["4", "1", ""])
+    assert (categorical.codes.tolist(), categorical.uniques) == ([0, 1, 2], ["b", "a", "c"])
+    assert [(b.reason, b.lines.tolist()) for b in parsed.bad] == [("bad_label", [2])]
+
+
+def test_equal_length_crc32c_matches_google_crc32c():
+    rng = np.random.default_rng(0)
+    for length in (1, 7, 150):
+        records = rng.integers(0, 256, (300, length), dtype=np.uint8)
+        records[:, : length // 2] = 9  # constant bytes, as the records' heads
+        expected = [google_crc32c.value(r.tobytes()) for r in records]
+        assert equal_length_crc32c(records).tolist() == expected
+    assert equal_length_crc32c(np.zeros((0, 4), np.uint8)).shape == (0,)
+
+
+def test_value_counter_ids_first_seen_across_blocks():
+    counter = ValueCounter()
+    first = counter.add(block_parser.FieldKeys(np.array([0, 1, 0], np.int32), ["x", "y"]), None)
+    second = counter.add(
+        block_parser.FieldKeys(np.array([0, 1, 2, 1], np.int32), ["z", "x", "w"]),
+        np.array([True, True, False, True]),
+    )
+    assert first.tolist() == [0, 1, 0]
+    assert second.tolist() == [2, 0, 3, 0]
+    vocab = counter.finalize(1)
+    assert vocab.values == ["x", "y", "z"]  # counts x 4, y 1, z 1 (ties first seen); w 0
+    assert vocab.counts.tolist() == [4, 1, 1]
+    assert vocab.remap.tolist() == [0, 1, 2, 3]
+
+
+def test_codes_sent_in_the_narrowest_type():
+    assert block_parser.FieldKeys.narrowed(np.arange(256), ["x"] * 256).codes.dtype == np.uint8
+    assert block_parser.FieldKeys.narrowed(np.arange(257), ["x"] * 257).codes.dtype == np.uint16
+    wide = block_parser.FieldKeys.narrowed(np.arange(3), ["x"] * 70000)
+    assert wide.codes.dtype == np.int32 and wide.codes.tolist() == [0, 1, 2]
+    parsed = block_parser.parse_block(_block("1,3,a\n0,,b\n"), CSV)
+    assert [k.codes.dtype for k in parsed.fields] == [np.uint8, np.uint8]
+
