@@ -113,6 +113,7 @@ def test_soft_on_a_preset_is_the_preset(preset):
                 hard.fusions[plan.node].get_weights())
     soft.embedding.assign(hard.embedding.value)
     soft.output_layer.set_weights(hard.output_layer.get_weights())
+    hard._concat_into_logit = False  # exact: the same ops in the same order (not one fused map)
     np.testing.assert_array_equal(soft(IDS).numpy(), hard(IDS).numpy())
 
 
@@ -251,6 +252,30 @@ def test_current_arch_follows_alpha_and_beta():
     assert arch.alpha["E->O"] == 2.0 and arch.source == "search"
 
 
+@pytest.mark.parametrize("preset", ["parallel", "stacked"])
+def test_a_concat_output_goes_into_the_logit_as_one_linear_map(preset):
+    """O = CONCAT then the logit layer is computed as one matmul (parallel; stacked's O is not
+    a CONCAT): the same logits and gradients as the two layers called in turn."""
+    model = OptFusionModel.from_preset(preset, feature_num=40, num_fields=4, emb_dim=3, seed=3)
+    ids = np.random.default_rng(0).integers(0, 40, size=(32, 4))
+    labels = np.random.default_rng(1).integers(0, 2, size=(32, 1)).astype("float32")
+    assert model._concat_into_logit == (preset == "parallel")
+
+    def logits_and_gradients(through_head):
+        model._concat_into_logit = through_head
+        with tf.GradientTape() as tape:
+            logits = model(ids)
+            loss = keras.losses.binary_crossentropy(labels, logits, from_logits=True)
+        grads = tape.gradient(loss, model.trainable_variables)
+        return logits, [tf.convert_to_tensor(g) for g in grads]
+
+    one_map, one_map_grads = logits_and_gradients(preset == "parallel")
+    two_layers, two_layers_grads = logits_and_gradients(False)
+    np.testing.assert_allclose(one_map, two_layers, rtol=1e-5, atol=1e-6)
+    for fast, slow in zip(one_map_grads, two_layers_grads):
+        np.testing.assert_allclose(fast, slow, rtol=1e-4, atol=1e-7)
+
+
 def test_same_seed_same_model_and_embedding_init():
     a, b = make_model("search"), make_model("search")
     a.build((None, 3)), b.build((None, 3))
@@ -346,6 +371,10 @@ def test_analytic_flops():
     assert analytic_flops_per_sample(model) == 30 + (72 + 12) + 13
     search, hard = make_model("search"), make_model("hard")
     assert analytic_flops_per_sample(search) > analytic_flops_per_sample(hard) > 0
+    # parallel, n=1, W=6: S1 cross 5W, D1 2W^2 + 2W, O = CONCAT(S1, D1) into the logit as one
+    # [2W] -> 1 map: 2 * 2W + 1 (not CONCAT's 2 * 2W * W + W and then the output's 2W + 1).
+    parallel = OptFusionModel.from_preset("parallel", **SHAPE, n=1)
+    assert analytic_flops_per_sample(parallel) == 30 + (72 + 12) + 25
 
 
 def test_operation_scales_show_prod_vanishing_over_many_relu_inputs():

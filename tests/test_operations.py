@@ -73,6 +73,20 @@ def test_concat_golden_and_disconnected_slots_are_zero():
     np.testing.assert_allclose(layer(INPUTS, CONNECTED), pruned([INPUTS[0], INPUTS[2]]), rtol=1e-5)
 
 
+@pytest.mark.parametrize("connections", [None, CONNECTED])
+def test_concat_through_a_linear_head_is_the_head_of_its_output(connections):
+    layer = built(ConcatFusion(3))
+    layer.set_weights([RNG.normal(size=(9, 3)).astype("float32"), np.array([0.1, -0.2, 0.3], "float32")])
+    head_kernel, head_bias = RNG.normal(size=(3, 2)).astype("float32"), np.array([0.5, -1.0], "float32")
+    np.testing.assert_allclose(
+        layer.through_linear_head(INPUTS, connections, head_kernel, head_bias),
+        np.asarray(layer(INPUTS, connections)) @ head_kernel + head_bias, rtol=1e-5, atol=1e-6,
+    )
+    rms = built(ConcatFusion(3, output_norm="rms"))
+    with pytest.raises(ValueError, match="needs output_norm='none'"):
+        rms.through_linear_head(INPUTS, connections, head_kernel, head_bias)
+
+
 def test_attention_golden():
     layer = built(AttentionFusion(3))
     w1, b1, w2 = attention_weights(3)

@@ -1,7 +1,9 @@
 """Analytic forward FLOPs per example of an OptFusionModel (for throughput figures).
 
 What is counted, per example, for the nodes the model builds (`model.graph`):
-- every matmul as 2 x its multiply-adds (components, CONCAT, ATT, output layer);
+- every matmul as 2 x its multiply-adds (components, CONCAT, ATT, output layer); a CONCAT at the
+  output node of a fixed model is computed with the output layer as one [K * W] -> 1 map
+  (`ConcatFusion.through_linear_head`) and counted so;
 - every element-wise operation of the dense parts as 1 FLOP per element (bias adds, ReLU,
   residual adds, masking by the connections, PROD's products, ADD's sums, ATT's weighting,
   the mixture's weighted sum, batch norm as 4 and dropout as 1 per element).
@@ -15,6 +17,7 @@ that factor.
 
 from __future__ import annotations
 
+from optfusion_tf.architecture.search_space import OUTPUT
 from optfusion_tf.architecture.spec import MIXTURE
 from optfusion_tf.architecture.validation import OPERATIONS
 from optfusion_tf.models.model import OptFusionModel
@@ -27,7 +30,11 @@ def analytic_flops_per_sample(model: OptFusionModel) -> int:
     for plan in model.graph:
         k = len(plan.inputs)
         gated = plan.masked or plan.unfed
-        if plan.operation is None:
+        if plan.node == OUTPUT and model._concat_into_logit:
+            # CONCAT and Dense(1) as one [K * W] -> 1 map (ConcatFusion.through_linear_head):
+            # 2 * K * W + 1 in all, of which the Dense(1)'s 2 * W + 1 is counted above
+            total += 2 * (k - 1) * width
+        elif plan.operation is None:
             total += width if gated else 0  # S0's c * E
         elif plan.operation == MIXTURE:
             total += sum(_operation_flops(op, k, width, gated) for op in OPERATIONS)

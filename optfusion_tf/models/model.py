@@ -16,12 +16,12 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from optfusion_tf.architecture.spec import MIXTURE, ArchitectureSpec, one_hot_beta
+from optfusion_tf.architecture.spec import MIXTURE, ArchitectureSpec
 from optfusion_tf.architecture.presets import preset_arch
 from optfusion_tf.architecture.validation import OPERATIONS
 from optfusion_tf.layers.types import Tensor
-from optfusion_tf.architecture.search_space import EMBEDDING, OUTPUT, SearchSpace, edge_name
-from optfusion_tf.models import diagnostics, warm_start
+from optfusion_tf.architecture.search_space import EMBEDDING, OUTPUT, SearchSpace
+from optfusion_tf.models import diagnostics, learned_architecture, warm_start
 from optfusion_tf.models.construction import add_node_layers, build_node_layers, check_arguments
 from optfusion_tf.models.node_plan import (
     CONNECTION_SEARCH_MODES,
@@ -34,6 +34,7 @@ from optfusion_tf.models.node_plan import (
 )
 from optfusion_tf.models.ste import straight_through_step
 from optfusion_tf.models.training_step import GroupedOptimizerModel
+from optfusion_tf.operations.concat import ConcatFusion
 
 # PyTorch's xavier_normal_ on the reference's [1, 4] beta of each node: sqrt(2 / (4 + 1)).
 BETA_INIT_STDDEV = math.sqrt(2.0 / (len(OPERATIONS) + 1))
@@ -148,6 +149,11 @@ class OptFusionModel(GroupedOptimizerModel):
             self._graph, self.components, self.fusions, shallow=shallow, num_fields=num_fields,
             width=self.width, dropout=dropout, batch_norm=batch_norm, kernel_init=kernel_init,
             operation_norm=operation_norm, seed=seed,
+        )
+        # O = CONCAT, then the linear logit layer: two linear maps in a row, computed as one
+        # (ConcatFusion.through_linear_head: same function and weights, a fraction of the work).
+        self._concat_into_logit = (
+            isinstance(self.fusions.get(OUTPUT), ConcatFusion) and operation_norm == "none"
         )
 
     # ---- structure -------------------------------------------------------------------------
@@ -279,6 +285,10 @@ class OptFusionModel(GroupedOptimizerModel):
                 node_connections = ops.zeros((1,), dtype=flat.dtype)
             if observe is not None:
                 observe(plan, inputs, node_connections)
+            if plan.node == OUTPUT and self._concat_into_logit:
+                return self.fusions[OUTPUT].through_linear_head(
+                    inputs, node_connections, self.output_layer.kernel, self.output_layer.bias
+                )
             if plan.operation is None:  # S0: its single input E, gated in search
                 fused = inputs[0] if node_connections is None else ops.multiply(
                     inputs[0], node_connections[0]
@@ -318,28 +328,10 @@ class OptFusionModel(GroupedOptimizerModel):
     # ---- the architecture ------------------------------------------------------------------
 
     def current_arch(self) -> ArchitectureSpec:
-        """The architecture now: from the live alpha/beta in search modes, else `arch`.
-
-        In "search_connections" every node's beta is `one_hot_beta("add")` (the operation used).
-        """
+        """The architecture now: from the live alpha/beta in search modes, else `arch`
+        (`learned_architecture.py`)."""
         self._ensure_built()
-        if self.mode not in CONNECTION_SEARCH_MODES + OPERATION_SEARCH_MODES:
-            return self.arch
-        if self.alpha is not None:
-            values = self.alpha.numpy().tolist()
-            alpha = {edge_name(s, d): values[i] for i, (s, d) in enumerate(self.space.edges)}
-        else:
-            alpha = dict(self.arch.alpha)
-        if self.beta is not None:
-            rows = self.beta.numpy().tolist()
-            beta = {node: tuple(rows[i]) for i, node in enumerate(self.space.fusing_nodes)}
-        else:
-            beta = {node: one_hot_beta("add") for node in self.space.fusing_nodes}
-        return ArchitectureSpec(
-            n=self.n, shallow=self.shallow, alpha=alpha, beta=beta, dataset=self.dataset,
-            num_fields=self.num_fields, feature_num=self.feature_num, emb_dim=self.emb_dim,
-            source=self.mode, operation_norm=self.operation_norm,
-        )
+        return learned_architecture.current_arch(self)
 
     def load_search_weights(self, search_model: "OptFusionModel") -> None:
         """Initializes this model's weights from a trained search model (`--init_from_search`):

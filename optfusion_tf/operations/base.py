@@ -120,13 +120,17 @@ class FusionOperation(keras.layers.Layer):
 
     def unnormalized(self, inputs: Sequence[Tensor], connections: Tensor | None = None) -> Tensor:
         """The operation's output before `output_norm` ([batch, W]; same arguments as call)."""
+        return self._fuse(self._checked(inputs), connections)
+
+    def _checked(self, inputs: Sequence[Tensor]) -> list[Tensor]:
+        """`inputs` as a list, checked to hold K tensors."""
         inputs = list(inputs)
         if len(inputs) != self.num_inputs:
             raise ValueError(
                 f"{type(self).__name__} expects {self.num_inputs} inputs. "
                 f"Received: {len(inputs)}"
             )
-        return self._fuse(inputs, connections)
+        return inputs
 
     def _fuse(self, inputs: list[Tensor], connections: Tensor | None) -> Tensor:
         raise NotImplementedError

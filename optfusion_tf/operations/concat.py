@@ -33,9 +33,42 @@ class ConcatFusion(WeightedFusionOperation):
         )
 
     def _fuse(self, inputs: list[Tensor], connections: Tensor | None) -> Tensor:
-        kernel = self.kernel
-        if connections is not None:
-            row_mask = ops.repeat(connections, self.width)
-            kernel = ops.multiply(kernel, ops.expand_dims(row_mask, -1))
-        x = inputs[0] if len(inputs) == 1 else ops.concatenate(inputs, axis=-1)
-        return ops.add(ops.matmul(x, kernel), self.bias)
+        return ops.add(ops.matmul(_concatenated(inputs), self._masked_kernel(connections)), self.bias)
+
+    def through_linear_head(
+        self,
+        inputs: Sequence[Tensor],
+        connections: Tensor | None,
+        head_kernel: Tensor,
+        head_bias: Tensor,
+    ) -> Tensor:
+        """`self(inputs, connections) @ head_kernel + head_bias`, [batch, U], for a linear head
+        (kernel [W, U], bias [U]; the model's output layer), computed as
+        `concat(x) @ (K @ head_kernel) + (b @ head_kernel + head_bias)`.
+
+        The same function of the same weights, so the same gradients up to float rounding, but
+        batch * K * W * U multiplications instead of batch * K * W * W (plus K * W * W * U once
+        per step): for the logit (U = 1) the [batch, W] output is never formed. A CONCAT at the
+        output node followed by the linear logit layer is two linear maps in a row, which
+        DCN-style models write as one. Only without `output_norm` (unit_rms is not linear).
+        """
+        if self.output_norm != "none":
+            raise ValueError(
+                f"through_linear_head needs output_norm='none' (a linear map). "
+                f"Received: output_norm={self.output_norm!r}"
+            )
+        head = ops.matmul(self._masked_kernel(connections), head_kernel)
+        x = _concatenated(self._checked(inputs))
+        return ops.add(ops.matmul(x, head), ops.add(ops.matmul(self.bias, head_kernel), head_bias))
+
+    def _masked_kernel(self, connections: Tensor | None) -> Tensor:
+        """K with the row blocks of disconnected inputs zeroed ([K * W, W])."""
+        if connections is None:
+            return self.kernel
+        row_mask = ops.repeat(connections, self.width)
+        return ops.multiply(self.kernel, ops.expand_dims(row_mask, -1))
+
+
+def _concatenated(inputs: list[Tensor]) -> Tensor:
+    """[batch, K * W] from K inputs [batch, W] (no copy for one input)."""
+    return inputs[0] if len(inputs) == 1 else ops.concatenate(inputs, axis=-1)
