@@ -13,6 +13,7 @@ directory behind.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import sys
@@ -25,17 +26,17 @@ from absl import app, flags, logging  # noqa: E402
 from optfusion_tf.cli.flag_help import show_flags_in_help  # noqa: E402
 from optfusion_tf.data.bad_rows import ON_BAD_ROW  # noqa: E402
 from optfusion_tf.data.errors import DataError  # noqa: E402
-from optfusion_tf.data.preprocess import (
-    VOCAB_SCOPES,
-    CsvOptions,
-    PreprocessOptions,
-    preprocess,
-)  # noqa: E402
+from optfusion_tf.data.options import VOCAB_SCOPES, PreprocessOptions  # noqa: E402
+from optfusion_tf.data.preprocess import CsvOptions, preprocess  # noqa: E402
 from optfusion_tf.data.split import parse_ratio  # noqa: E402
 from optfusion_tf.data.tfrecord_writer import COMPRESSIONS  # noqa: E402
 from optfusion_tf.data.worker_pool import default_workers  # noqa: E402
 
 FLAGS = flags.FLAGS
+# PreprocessOptions' fields that are flags of the same name (block_bytes is not a flag).
+OPTION_FLAGS = tuple(
+    f.name for f in dataclasses.fields(PreprocessOptions) if f.name != "block_bytes"
+)
 
 
 def define_flags() -> None:
@@ -102,18 +103,9 @@ def checked_by(check: Callable[[Any], Any]) -> Callable[[Any], bool]:
 def options_from_flags() -> PreprocessOptions:
     """PreprocessOptions from the parsed flags (raises app.UsageError for bad values)."""
     try:
-        return PreprocessOptions(
-            threshold=FLAGS.threshold,
-            ratio=tuple(float(r) for r in FLAGS.ratio),  # type: ignore[arg-type]
-            seed=FLAGS.seed,
-            vocab_scope=FLAGS.vocab_scope,
-            compression=FLAGS.compression,
-            on_bad_row=FLAGS.on_bad_row,
-            overwrite=FLAGS.overwrite,
-            records_per_shard=FLAGS.records_per_shard,
-            log_every=FLAGS.log_every,
-            workers=FLAGS.workers,
-        )
+        given = {name: FLAGS[name].value for name in OPTION_FLAGS}
+        given["ratio"] = tuple(float(r) for r in given["ratio"])
+        return PreprocessOptions(**given)
     except ValueError as e:
         raise app.UsageError(str(e)) from e
 

@@ -16,6 +16,7 @@ from optfusion_tf.data.bad_rows import BadRowLog
 from optfusion_tf.data.block_parser import ParsedBlock, parse_block
 from optfusion_tf.data.formats import RawFormat
 from optfusion_tf.data.id_cache import IdCacheWriter
+from optfusion_tf.data.options import PreprocessOptions
 from optfusion_tf.data.progress import Progress
 from optfusion_tf.data.raw_input import RawBlock, iter_blocks
 from optfusion_tf.data.vocabulary import ValueCounter
@@ -50,29 +51,25 @@ def count_pass(
     input_path: str,
     cache_path: str,
     pool: OrderedPool,
-    *,
-    ratio: tuple[float, float, float],
-    seed: int,
-    vocab_scope: str,
-    on_bad_row: str,
-    block_bytes: int,
-    log_every: int,
+    options: PreprocessOptions,
 ) -> CountResult:
-    """Runs pass 1 over `input_path` (options as in preprocess.PreprocessOptions)."""
+    """Runs pass 1 over `input_path` (its ratio, seed, vocab_scope, on_bad_row, block_bytes
+    and log_every from `options`)."""
     counters = [ValueCounter() for _ in fmt.fields]
-    assigner = split.SplitAssigner(ratio, seed)
-    bad = BadRowLog(input_path, on_bad_row)
+    o = options
+    assigner = split.SplitAssigner(o.ratio, o.seed)
+    bad = BadRowLog(input_path, o.on_bad_row)
     cache = IdCacheWriter(cache_path)
-    progress = Progress("pass 1 (parse, count)", log_every)
+    progress = Progress("pass 1 (parse, count)", o.log_every)
     lines = blank = 0
-    blocks = iter_blocks(input_path, skip_lines=int(fmt.has_header), block_bytes=block_bytes)
+    blocks = iter_blocks(input_path, skip_lines=int(fmt.has_header), block_bytes=o.block_bytes)
     try:
         for parsed in pool.map(_parse_task, ((block, fmt) for block in blocks)):
             splits = assigner.next(parsed.n_lines)
             bad.record(parsed.bad)
             lines, blank = lines + parsed.n_lines, blank + parsed.blank_lines
             row_splits = splits[parsed.row_lines]
-            counted = None if vocab_scope == "all" else row_splits == split.TRAIN
+            counted = None if o.vocab_scope == "all" else row_splits == split.TRAIN
             ids = np.empty((len(row_splits), len(fmt.fields)), np.int32)
             for j, (counter, keys) in enumerate(zip(counters, parsed.fields)):
                 ids[:, j] = counter.add(keys, counted)

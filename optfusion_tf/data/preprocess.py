@@ -23,72 +23,21 @@ import time
 import numpy as np
 from absl import logging
 
-from optfusion_tf.data import formats, split
+from optfusion_tf.data import formats
 from optfusion_tf.data.atomic_dir import atomic_output_dir, check_output_dir
-from optfusion_tf.data.bad_rows import ON_BAD_ROW
 from optfusion_tf.data.count_pass import count_pass
 from optfusion_tf.data.errors import DataError
-from optfusion_tf.data.raw_input import DEFAULT_BLOCK_BYTES, read_first_line
+from optfusion_tf.data.raw_input import read_first_line
 from optfusion_tf.data.stats import DatasetStats, FieldInfo
-from optfusion_tf.data.tfrecord_writer import COMPRESSIONS
 from optfusion_tf.data.vocabulary import ValueCounter, write_vocab
-from optfusion_tf.data.worker_pool import OrderedPool, default_workers
+from optfusion_tf.data.options import PreprocessOptions
+from optfusion_tf.data.worker_pool import OrderedPool
 from optfusion_tf.data.write_pass import write_pass
 
 DATASET_KINDS = ("criteo", "avazu", "kdd12", "csv")
-VOCAB_SCOPES = ("train", "all")
 _CACHE_FILE = "_ids.cache"
 _REMAP_FILE = "_remap.npy"
 _PRELOAD = ("optfusion_tf.data.block_parser", "optfusion_tf.data.write_pass")
-
-
-@dataclasses.dataclass(frozen=True)
-class PreprocessOptions:
-    """Options shared by every format (the CLI flags of the same names).
-
-    Attributes:
-        threshold: count a categorical value needs in the vocabulary scope for its own id.
-        ratio: train/validation/test fractions.
-        seed: seed of the split assignment.
-        vocab_scope: "train" (count the training split only) or "all" (the whole file, as the
-            reference does).
-        compression: "none" or "gzip" for the TFRecord shards.
-        on_bad_row: "skip" (count and drop) or "error" (stop at the first one).
-        overwrite: replace an existing output directory.
-        records_per_shard: records per TFRecord file.
-        log_every: progress is logged every this many input lines.
-        block_bytes: bytes of raw input parsed at a time.
-        workers: worker processes for parsing and encoding (0: all in this process);
-            the output does not depend on it.
-    """
-
-    threshold: int = 2
-    ratio: tuple[float, float, float] = (0.8, 0.1, 0.1)
-    seed: int = 2022
-    vocab_scope: str = "train"
-    compression: str = "none"
-    on_bad_row: str = "skip"
-    overwrite: bool = False
-    records_per_shard: int = 1_000_000
-    log_every: int = 1_000_000
-    block_bytes: int = DEFAULT_BLOCK_BYTES
-    workers: int = dataclasses.field(default_factory=default_workers)
-
-    def __post_init__(self) -> None:
-        split.parse_ratio(self.ratio)
-        choices = {
-            "vocab_scope": VOCAB_SCOPES,
-            "compression": COMPRESSIONS,
-            "on_bad_row": ON_BAD_ROW,
-        }
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise ValueError(
-                    f"--{name} must be one of {allowed}. Received: {getattr(self, name)!r}"
-                )
-        for name in ("threshold", "workers", "records_per_shard", "log_every", "block_bytes"):
-            if getattr(self, name) < (0 if name in ("threshold", "workers") else 1):
-                raise ValueError(f"--{name} is out of range. Received: {getattr(self, name)}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -260,18 +209,7 @@ def preprocess(
         o.workers, _PRELOAD
     ) as pool:
         cache_path = os.path.join(tmp, _CACHE_FILE)
-        counted = count_pass(
-            fmt,
-            input_path,
-            cache_path,
-            pool,
-            ratio=o.ratio,
-            seed=o.seed,
-            vocab_scope=o.vocab_scope,
-            on_bad_row=o.on_bad_row,
-            block_bytes=o.block_bytes,
-            log_every=o.log_every,
-        )
+        counted = count_pass(fmt, input_path, cache_path, pool, o)
         bad, lines, blank = counted.bad, counted.lines, counted.blank_lines
         bad.log_summary()
         if not lines:
@@ -294,9 +232,7 @@ def preprocess(
             [f.oov_id for f in infos],
             tmp,
             pool,
-            compression=o.compression,
-            records_per_shard=o.records_per_shard,
-            log_every=o.log_every,
+            o,
         )
         os.remove(cache_path)
         os.remove(remap_path)

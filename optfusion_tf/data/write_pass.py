@@ -14,6 +14,7 @@ import numpy as np
 from optfusion_tf.data import split
 from optfusion_tf.data.example_encoding import ExampleEncoder
 from optfusion_tf.data.id_cache import read_id_block
+from optfusion_tf.data.options import PreprocessOptions
 from optfusion_tf.data.progress import Progress
 from optfusion_tf.data.tfrecord_writer import ShardWriter, frame_records
 from optfusion_tf.data.worker_pool import OrderedPool
@@ -68,10 +69,7 @@ def write_pass(
     field_max_ids: list[int],
     out_dir: str,
     pool: OrderedPool,
-    *,
-    compression: str,
-    records_per_shard: int,
-    log_every: int,
+    options: PreprocessOptions,
 ) -> WrittenSplits:
     """Writes every split's shards into `out_dir`.
 
@@ -82,10 +80,14 @@ def write_pass(
             fields concatenated.
         bases: int64 [F], each field's start in the remap table.
         field_max_ids: each field's largest global id (its OOV id).
+        options: its compression, records_per_shard and log_every are used.
     """
-    writers = [ShardWriter(out_dir, name, compression, records_per_shard) for name in split.SPLITS]
+    writers = [
+        ShardWriter(out_dir, name, options.compression, options.records_per_shard)
+        for name in split.SPLITS
+    ]
     positives = [0] * len(split.SPLITS)
-    progress = Progress("pass 2 (encode, write)", log_every)
+    progress = Progress("pass 2 (encode, write)", options.log_every)
     encoder = ExampleEncoder(field_max_ids)
     tasks = (
         _EncodeTask(cache_path, offset, remap_path, bases, encoder) for offset in cache_offsets
