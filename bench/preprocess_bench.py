@@ -8,8 +8,9 @@ exit: both passes, TFRecords written), the peak RSS of the whole process tree (m
 workers, sampled every 20 ms with psutil) and the CPU time used (main process + workers; on a
 shared machine, CPU time per row is the figure that does not depend on the load). Then it
 reads the largest dataset's training split with make_dataset at batch 4096, shuffled and not,
-and reports examples/s. The last line printed is one JSON object with every figure, the
-machine's load average included.
+and reports examples/s. First it measures the fixed cost (`--help`, and a 1,000-row file end to
+end). The last line printed is one JSON object with every figure, the machine's load average
+included.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -84,6 +86,30 @@ def preprocess_once(raw: str, out: str) -> dict[str, float]:
     return {"seconds": wall, "cpu_seconds": _children_cpu() - cpu, "peak_rss_mib": peak / 2**20}
 
 
+def startup_seconds(workdir: str, repeats: int = 3) -> dict[str, float]:
+    """criteo2TF's fixed cost: wall seconds (median of `repeats`) of `--help` and of the whole
+    run on a 1,000-row file (both passes, output written). Neither imports TensorFlow
+    (tests/test_data_cli.py::test_preprocessing_never_imports_tensorflow)."""
+    raw = os.path.join(workdir, f"demo_criteo_1000_{FLAGS.seed}.txt")
+    if not os.path.exists(raw):
+        write_demo_criteo(raw, 1000, FLAGS.seed)
+    script = os.path.join(REPO, "dataprocess", "criteo2TF.py")
+    commands = {
+        "help": [sys.executable, script, "--help"],
+        "rows_1000": [sys.executable, script, f"--dataset={raw}",
+                      f"--record={os.path.join(workdir, 'criteo_1000')}", "--overwrite"],
+    }
+    result = {}
+    for name, cmd in commands.items():
+        times = []
+        for _ in range(repeats):
+            start = time.monotonic()
+            subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+            times.append(time.monotonic() - start)
+        result[f"{name}_seconds"] = round(statistics.median(times), 3)
+    return result
+
+
 def reader_throughput(dataset_dir: str, shuffle: bool) -> float:
     """Examples/s of make_dataset(train, batch 4096) after a warm-up."""
     from optfusion_tf.data.reader import make_dataset  # TensorFlow only from here on
@@ -107,6 +133,9 @@ def main(argv: Sequence[str]) -> None:
         "cpus": os.cpu_count(),
         "load_average_at_start": os.getloadavg()[0],
     }
+    result["startup"] = startup_seconds(FLAGS.workdir)
+    print(f"start-up: --help {result['startup']['help_seconds']:.2f} s, a 1,000-row file "
+          f"{result['startup']['rows_1000_seconds']:.2f} s end to end", flush=True)
     largest = None
     for size in sorted(int(s) for s in FLAGS.sizes):
         raw = os.path.join(FLAGS.workdir, f"demo_criteo_{size}_{FLAGS.seed}.txt")

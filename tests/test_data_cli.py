@@ -39,6 +39,25 @@ def test_criteo2tf_default_record_dir(tmp_path):
     assert again.returncode == 1 and "exists; pass --overwrite" in again.stderr
 
 
+@pytest.mark.parametrize("script", ["criteo2TF.py", "avazu2TF.py", "kdd2TF.py", "csv2TF.py"])
+def test_preprocessing_never_imports_tensorflow(tmp_path, script):
+    """Issue 29 item 2: --help and a small file's run pay no TensorFlow import (-X importtime
+    lists every module the process and its workers import)."""
+    help_run = subprocess.run(
+        [sys.executable, "-X", "importtime", str(REPO / "dataprocess" / script), "--help"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert "--dataset" in help_run.stdout and "import time:" in help_run.stderr  # absl: exit 1
+    assert not [line for line in help_run.stderr.splitlines() if line.endswith("| tensorflow")]
+    if script == "criteo2TF.py":
+        cmd = [sys.executable, "-X", "importtime", str(REPO / "dataprocess" / script),
+               f"--dataset={FIXTURES / 'criteo_small.txt'}", f"--record={tmp_path / 'out'}",
+               "--threshold=1"]
+        run = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        assert run.returncode == 0, run.stderr[-2000:]
+        assert not [line for line in run.stderr.splitlines() if line.endswith("| tensorflow")]
+
+
 def test_csv2tf_flags(tmp_path):
     done = _run(
         "csv2TF.py",
