@@ -78,6 +78,8 @@ from optfusion_tf.training.evaluation import evaluate_split  # noqa: E402
 from optfusion_tf.training.fit import EVAL_BATCH_SIZE  # noqa: E402
 
 SHAPES = {"criteo": (39, 16), "avazu": (24, 16), "frappe": (10, 10)}
+# The paper's Criteo setting (F=39, d=40, W=1560), for an accelerator: `--shapes=paper`.
+PAPER_SHAPE = {"paper": (39, 40)}
 N_PAIRS = 3
 SHALLOW = "crossnet"
 HARD_PRESET = "parallel"
@@ -399,12 +401,16 @@ def main() -> None:
     parser.add_argument("--steps_per_round", type=int, default=2, help="timed steps per round")
     parser.add_argument("--jit", choices=("off", "on", "both"), default="both",
                         help="jit_compile of the search and hard steps")
-    parser.add_argument("--shapes", default=",".join(SHAPES), help="comma-separated subset")
+    parser.add_argument("--shapes", default=",".join(SHAPES),
+                        help=f"comma-separated, of {[*SHAPES, *PAPER_SHAPE]} (paper: for a GPU)")
     parser.add_argument("--parts", default=",".join(PARTS),
                         help=f"comma-separated subset of {', '.join(PARTS)} (dcn implies hard)")
     parser.add_argument("--validation_shape", choices=tuple(SHAPES), default="criteo")
     parser.add_argument("--validation_repeats", type=int, default=None)
     args = parser.parse_args()
+    unknown = [shape for shape in args.shapes.split(",") if shape not in {**SHAPES, **PAPER_SHAPE}]
+    if unknown:
+        parser.error(f"--shapes: unknown {unknown}; expected some of {[*SHAPES, *PAPER_SHAPE]}")
     parts = set(args.parts.split(","))
     unknown = parts - set(PARTS)
     if unknown:
@@ -432,7 +438,7 @@ def main() -> None:
     shapes: dict[str, Any] = {}
     dcn_ratios: dict[str, dict[str, float]] = {}
     for shape in args.shapes.split(","):
-        num_fields, emb_dim = SHAPES[shape]
+        num_fields, emb_dim = {**SHAPES, **PAPER_SHAPE}[shape]
         entry: dict[str, Any] = {"num_fields": num_fields, "emb_dim": emb_dim,
                                  "width": num_fields * emb_dim}
         for fusion in ("search", "hard"):
