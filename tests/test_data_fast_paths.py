@@ -1,11 +1,15 @@
 """Issue 29's fast paths give the old results: Arrow parsing (taken only where it equals pandas),
-narrow codes, vocabulary ids, table-driven CRC-32C."""
+narrow codes, vocabulary ids, counting in the workers, file slices, table-driven CRC-32C."""
+
+import gzip
 
 import google_crc32c
 import numpy as np
 import pytest
 
-from optfusion_tf.data import arrow_block, block_parser, formats
+from optfusion_tf.data import arrow_block, block_parser, formats, raw_input, split
+from optfusion_tf.data.count_pass import count_block
+from optfusion_tf.data.id_cache import IdCacheWriter, read_id_block
 from optfusion_tf.data.raw_input import RawBlock
 from optfusion_tf.data.tfrecord_writer import equal_length_crc32c
 from optfusion_tf.data.vocabulary import ValueCounter
@@ -100,17 +104,38 @@ def test_equal_length_crc32c_matches_google_crc32c():
 
 def test_value_counter_ids_first_seen_across_blocks():
     counter = ValueCounter()
-    first = counter.add(block_parser.FieldKeys(np.array([0, 1, 0], np.int32), ["x", "y"]), None)
-    second = counter.add(
-        block_parser.FieldKeys(np.array([0, 1, 2, 1], np.int32), ["z", "x", "w"]),
-        np.array([True, True, False, True]),
-    )
-    assert first.tolist() == [0, 1, 0]
-    assert second.tolist() == [2, 0, 3, 0]
+    first = counter.add(["x", "y"], np.array([2, 1]))
+    second = counter.add(["z", "x", "w"], np.array([1, 2, 0]))
+    assert first.tolist() == [0, 1]
+    assert second.tolist() == [2, 0, 3]
     vocab = counter.finalize(1)
     assert vocab.values == ["x", "y", "z"]  # counts x 4, y 1, z 1 (ties first seen); w 0
     assert vocab.counts.tolist() == [4, 1, 1]
     assert vocab.remap.tolist() == [0, 1, 2, 3]
+
+
+def test_workers_count_the_scope_and_the_cache_gives_global_ids(tmp_path):
+    # Lines 2..6; line 4 has a bad label; splits train, test, train, train, validation.
+    block = _block("1,3,a\n0,,b\nx,1,a\n1,3,b\n0,5,c\n")
+    splits = np.array([split.TRAIN, split.TEST, split.TRAIN, split.TRAIN, split.VALIDATION])
+    counted = count_block(block, CSV, splits.astype(np.uint8), scope_all=False)
+    assert counted.splits.tolist() == [split.TRAIN, split.TEST, split.TRAIN, split.VALIDATION]
+    assert counted.uniques == [["1", "", "2"], ["a", "b", "c"]]  # buckets of n, then c
+    assert counted.codes.tolist() == [[0, 0], [1, 1], [0, 1], [2, 2]]
+    assert [c.tolist() for c in counted.counts] == [[2, 0, 0], [1, 1, 0]]  # train rows only
+    every = count_block(block, CSV, splits.astype(np.uint8), scope_all=True)
+    assert [c.tolist() for c in every.counts] == [[2, 1, 1], [1, 2, 1]]
+
+    cache = IdCacheWriter(str(tmp_path / "ids"))
+    key_ids = [np.array([4, 0, 1], np.int32), np.array([1, 0, 2], np.int32)]
+    cache.write(counted.codes, key_ids, counted.labels, counted.splits)
+    cache.close()
+    cached = read_id_block(cache.path, cache.offsets[0])
+    remap = np.arange(100, 108)  # field 0 owns remap[0:5], field 1 remap[5:8]
+    assert cached.global_ids(remap, np.array([0, 5])).tolist() == [
+        [104, 106], [100, 105], [104, 105], [101, 107]
+    ]
+    assert cached.labels.tolist() == [1, 0, 1, 0]
 
 
 def test_codes_sent_in_the_narrowest_type():
@@ -121,3 +146,36 @@ def test_codes_sent_in_the_narrowest_type():
     parsed = block_parser.parse_block(_block("1,3,a\n0,,b\n"), CSV)
     assert [k.codes.dtype for k in parsed.fields] == [np.uint8, np.uint8]
 
+
+
+@pytest.mark.parametrize("block_bytes", [1, 4, 9, 1 << 20])
+def test_file_slices_hold_the_lines_of_iter_blocks(tmp_path, block_bytes):
+    def lines(blocks) -> list[tuple[int, bytes]]:
+        out = []
+        for block in blocks:
+            block = block.read()
+            rows = block.data.split(b"\n")[:-1]
+            assert len(rows) == block.n_lines
+            out += [(block.first_line + i, row) for i, row in enumerate(rows)]
+        return out
+
+    texts = {
+        "plain": b"h\na\nbb\n\nccc\n",
+        "no_last_newline": b"h\na\n" + b"b" * 30 + b"\nc",
+        "bom_crlf": raw_input.UTF8_BOM + b"h\r\na\r\nb\n",
+        "header_only": b"header",
+        "empty": b"",
+    }
+    for name, text in texts.items():
+        path = tmp_path / name
+        path.write_bytes(text)
+        for skip in (0, 1):
+            args = dict(skip_lines=skip, block_bytes=block_bytes)
+            sources = list(raw_input.iter_block_sources(str(path), **args))
+            assert all(isinstance(s, raw_input.FileSlice) for s in sources)
+            assert lines(sources) == lines(raw_input.iter_blocks(str(path), **args)), name
+    gz = tmp_path / "gz"
+    gz.write_bytes(gzip.compress(texts["plain"]))
+    sources = list(raw_input.iter_block_sources(str(gz), block_bytes=block_bytes))
+    assert all(isinstance(s, RawBlock) for s in sources)
+    assert lines(sources) == lines(raw_input.iter_blocks(str(gz), block_bytes=block_bytes))

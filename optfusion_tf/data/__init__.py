@@ -10,7 +10,7 @@ Modules, in pipeline order:
 - `bad_rows`: bad-row reasons, per-reason counts with first line numbers, or the first error.
 - `split`: the seeded train/validation/test assignment.
 - `vocabulary`: per-field value counting, id assignment and `vocab/<field>.tsv`.
-- `id_cache`: pass-1 per-row provisional ids kept on disk for pass 2.
+- `id_cache`: pass-1 per-row value codes and provisional ids kept on disk for pass 2.
 - `count_pass`, `write_pass`: the two passes; `worker_pool`: their worker processes;
   `progress`: rows/s logging.
 - `example_encoding`: vectorized fixed-layout tf.train.Example serialization.

@@ -3,10 +3,10 @@
 Pass 1 (`count_pass`) streams the raw file once, in line-aligned blocks: each block is parsed
 and validated, its lines are assigned to splits, every field's values get provisional ids and
 are counted (train rows only with vocab_scope=train, all rows with vocab_scope=all), and the
-rows' provisional ids go to an on-disk cache (`id_cache`). Between the passes each field's
-vocabulary is fixed and written (`vocabulary`). Pass 2 (`write_pass`) reads the cache, remaps
-provisional ids to global ids with one numpy take per block, and writes the Examples.
-Parsing and encoding run in a pool of worker processes (`worker_pool`).
+rows' codes and their block's provisional ids go to an on-disk cache (`id_cache`). Between the
+passes each field's vocabulary is fixed and written (`vocabulary`). Pass 2 (`write_pass`)
+reads the cache, remaps provisional ids to global ids with numpy takes per block, and writes
+the Examples. Parsing, counting and encoding run in a pool of worker processes (`worker_pool`).
 
 Memory grows with the number of distinct values only; the output directory is built in a
 temporary sibling and renamed into place at the end (`atomic_dir`).

@@ -2,15 +2,21 @@
 
 Blocks are whole lines, so each one can be parsed on its own by pandas' C parser, and each
 knows the file line number of its first line, so bad rows can be reported as file:line.
+`iter_block_sources` cuts a plain file into `FileSlice`s (where each block lies; the worker
+process that parses one reads its bytes itself, so they are never copied between processes)
+and a gzip file into `RawBlock`s.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import gzip
+import mmap
 import os
 import zlib
 from typing import BinaryIO, Iterator
+
+import numpy as np
 
 from optfusion_tf.data.errors import DataError
 
@@ -32,6 +38,45 @@ class RawBlock:
     data: bytes
     first_line: int
     n_lines: int
+
+    def read(self) -> "RawBlock":
+        """The block itself (what `FileSlice.read` gives for a block of a plain file)."""
+        return self
+
+
+@dataclasses.dataclass(frozen=True)
+class FileSlice:
+    """Where a block of whole lines lies in a plain file.
+
+    Attributes:
+        path: the file.
+        offset: byte offset of the block's first line.
+        size: bytes of the block (its last line may lack a newline: the file's last line).
+        first_line: 1-based file line number of the first line.
+        n_lines: number of lines in the block.
+    """
+
+    path: str
+    offset: int
+    size: int
+    first_line: int
+    n_lines: int
+
+    def read(self) -> RawBlock:
+        """The block's lines, a newline added to a last line without one.
+
+        Raises:
+            DataError: the file is shorter than when it was cut into blocks.
+        """
+        try:
+            with open(self.path, "rb") as f:
+                data = os.pread(f.fileno(), self.size, self.offset)
+        except OSError as e:
+            raise DataError(f"{self.path}: cannot read input: {e}") from e
+        if len(data) != self.size:
+            raise DataError(f"{self.path}: the file changed while it was being read")
+        data = data if data.endswith(b"\n") else data + b"\n"
+        return RawBlock(data, self.first_line, self.n_lines)
 
 
 def open_raw(path: str) -> BinaryIO:
@@ -120,3 +165,43 @@ def iter_blocks(
         if carry:  # lines left after the header, or a last line without a newline
             data = carry if carry.endswith(b"\n") else carry + b"\n"
             yield RawBlock(data, line_no, data.count(b"\n"))
+
+
+def iter_block_sources(
+    path: str, *, skip_lines: int = 0, block_bytes: int = DEFAULT_BLOCK_BYTES
+) -> Iterator[RawBlock | FileSlice]:
+    """The blocks of `iter_blocks` (the same lines and line numbers; block boundaries may
+    differ): `FileSlice`s for a plain file, which this process only scans for newlines (memory
+    mapped, never copied), `RawBlock`s for a gzip one.
+
+    Raises:
+        DataError: the input cannot be opened or its gzip stream is corrupt or truncated.
+    """
+    with open_raw(path) as stream:
+        size = None if isinstance(stream, gzip.GzipFile) else os.fstat(stream.fileno()).st_size
+    if not size:  # gzip, or an empty file (which cannot be memory mapped)
+        yield from iter_blocks(path, skip_lines=skip_lines, block_bytes=block_bytes)
+        return
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        start = len(UTF8_BOM) if mm[: len(UTF8_BOM)] == UTF8_BOM else 0
+        line_no = 1
+        for _ in range(skip_lines):
+            newline = mm.find(b"\n", start)
+            if newline < 0:
+                return
+            start, line_no = newline + 1, line_no + 1
+        while start < size:
+            end = start + block_bytes
+            cut = size if end >= size else mm.rfind(b"\n", start, end) + 1
+            if cut <= start:  # a line longer than block_bytes: the block ends with it
+                newline = mm.find(b"\n", end)
+                cut = size if newline < 0 else newline + 1
+            lines = np.frombuffer(mm, np.uint8, cut - start, start)
+            n = int(np.count_nonzero(lines == ord("\n"))) + int(lines[-1] != ord("\n"))
+            del lines  # releases the map's buffer, so that it can be closed
+            # Unmaps the pages read (they stay in the page cache), so that this process's
+            # resident memory does not grow with the file.
+            page = start - start % mmap.PAGESIZE
+            mm.madvise(mmap.MADV_DONTNEED, page, cut - page)
+            yield FileSlice(path, start, cut - start, line_no, n)
+            start, line_no = cut, line_no + n

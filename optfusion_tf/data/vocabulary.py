@@ -23,7 +23,6 @@ from itertools import repeat
 import numpy as np
 import pandas as pd
 
-from optfusion_tf.data.block_parser import FieldKeys
 from optfusion_tf.data.stats import DatasetStats
 
 VOCAB_COLUMNS = ("value", "id", "count")
@@ -66,27 +65,26 @@ class ValueCounter:
     def __len__(self) -> int:
         return len(self._ids)
 
-    def add(self, keys: FieldKeys, counted: np.ndarray | None) -> np.ndarray:
-        """Registers one block's keys.
+    def add(self, uniques: list[str], counts: np.ndarray) -> np.ndarray:
+        """Registers one block's distinct keys.
 
         Args:
-            keys: the block's factorized keys for this field (R rows).
-            counted: bool [R], rows in the vocabulary scope; None = all rows.
+            uniques: the block's distinct keys of this field, in first-seen order.
+            counts: int [len(uniques)], each key's rows in the vocabulary scope.
         Returns:
-            int32 [R] provisional ids of the rows' keys.
+            int32 [len(uniques)] provisional ids of the keys.
         """
         ids = self._ids
-        # Per *unique* key of the block (not per row), and at C speed (map, dict.update): dict
-        # is the only exact, growable string -> id map in the standard stack; the rows map
-        # through numpy below. The block's uniques are distinct, so its new keys take the next
-        # ids in their (first-seen) order.
-        n = len(keys.uniques)
-        uniq_ids = np.fromiter(map(ids.get, keys.uniques, repeat(-1)), np.int64, n)
+        # Per *distinct* key of the block (not per row), and at C speed (map, dict.update): dict
+        # is the only exact, growable string -> id map in the standard stack. The block's keys
+        # are distinct, so its new keys take the next ids in their (first-seen) order.
+        n = len(uniques)
+        uniq_ids = np.fromiter(map(ids.get, uniques, repeat(-1)), np.int64, n)
         new = np.flatnonzero(uniq_ids < 0)
         if new.size:
             start = len(ids)
             uniq_ids[new] = np.arange(start, start + new.size)
-            ids.update(zip([keys.uniques[i] for i in new.tolist()], range(start, start + new.size)))
+            ids.update(zip([uniques[i] for i in new.tolist()], range(start, start + new.size)))
         if len(ids) > len(self._counts):
             self._counts = np.concatenate(
                 [
@@ -94,9 +92,8 @@ class ValueCounter:
                     np.zeros(max(len(ids), 2 * len(self._counts)) - len(self._counts), np.int64),
                 ]
             )
-        codes = keys.codes if counted is None else keys.codes[counted]
-        self._counts[uniq_ids] += np.bincount(codes, minlength=len(uniq_ids))
-        return uniq_ids.astype(np.int32)[keys.codes]
+        self._counts[uniq_ids] += counts
+        return uniq_ids.astype(np.int32)
 
     def finalize(self, min_count: int) -> FieldVocabulary:
         """Keeps keys with scope count >= max(min_count, 1), ordered as the module says."""

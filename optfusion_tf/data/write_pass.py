@@ -50,9 +50,9 @@ class _EncodeTask:
 
 def _encode_task(task: _EncodeTask) -> tuple[list[np.ndarray], list[int]]:
     """One cached block -> per split (framed records uint8 [n_s, framed_len], positives)."""
-    ids, labels, splits = read_id_block(task.cache_path, task.offset)
-    remap = np.load(task.remap_path, mmap_mode="r")
-    global_ids = remap[ids + task.bases]
+    block = read_id_block(task.cache_path, task.offset)
+    labels, splits = block.labels, block.splits
+    global_ids = block.global_ids(np.load(task.remap_path, mmap_mode="r"), task.bases)
     framed, positives = [], []
     for s in range(len(split.SPLITS)):
         sel = splits == s
