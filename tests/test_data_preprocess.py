@@ -438,3 +438,9 @@ def test_crlf_line_ends_and_missing_final_newline(tmp_path):
         assert stats.rows["train"] == 10
         a, b = _files(tmp_path / "a"), _files(tmp_path / raw.stem)
         assert all(a[k] == b[k] for k in a if k != "stats.json")
+
+
+def test_the_options_stats_json_records():
+    options = PreprocessOptions(threshold=3, seed=7, ratio=(0.7, 0.2, 0.1), workers=0)
+    assert options.recorded() == {"compression": "none", "threshold": 3, "seed": 7,
+                                  "vocab_scope": "train", "ratio": [0.7, 0.2, 0.1]}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from optfusion_tf.data import split
 from optfusion_tf.data.bad_rows import ON_BAD_ROW
@@ -44,6 +45,11 @@ class PreprocessOptions:
     log_every: int = 1_000_000
     block_bytes: int = DEFAULT_BLOCK_BYTES
     workers: int = dataclasses.field(default_factory=default_workers)
+
+    def recorded(self) -> dict[str, Any]:
+        """What stats.json records of these options (DatasetStats fields of the same names)."""
+        kept = ("compression", "threshold", "seed", "vocab_scope")
+        return {**{name: getattr(self, name) for name in kept}, "ratio": list(self.ratio)}
 
     def __post_init__(self) -> None:
         split.parse_ratio(self.ratio)
