@@ -2,6 +2,10 @@
 narrow codes, vocabulary ids, counting in the workers, file slices, table-driven CRC-32C."""
 
 import gzip
+import os
+import pathlib
+import subprocess
+import sys
 
 import google_crc32c
 import numpy as np
@@ -165,6 +169,8 @@ def test_file_slices_hold_the_lines_of_iter_blocks(tmp_path, block_bytes):
         "bom_crlf": raw_input.UTF8_BOM + b"h\r\na\r\nb\n",
         "header_only": b"header",
         "empty": b"",
+        "long_lines": b"head\n" + b"\n".join(b"x" * k for k in (1, 7, 30, 2, 70000, 3)) + b"\n",
+        "bom_mid_file": b"a\n" * 5 + raw_input.UTF8_BOM + b"b\n" + b"c\n" * 5,
     }
     for name, text in texts.items():
         path = tmp_path / name
@@ -174,8 +180,36 @@ def test_file_slices_hold_the_lines_of_iter_blocks(tmp_path, block_bytes):
             sources = list(raw_input.iter_block_sources(str(path), **args))
             assert all(isinstance(s, raw_input.FileSlice) for s in sources)
             assert lines(sources) == lines(raw_input.iter_blocks(str(path), **args)), name
+            # The same cuts, not only the same lines: parsing depends on them (a BOM counts
+            # only at a block's start).
+            assert [(b.first_line, b.data) for b in map(raw_input.FileSlice.read, sources)] == [
+                (b.first_line, b.data) for b in raw_input.iter_blocks(str(path), **args)], name
     gz = tmp_path / "gz"
     gz.write_bytes(gzip.compress(texts["plain"]))
     sources = list(raw_input.iter_block_sources(str(gz), block_bytes=block_bytes))
     assert all(isinstance(s, RawBlock) for s in sources)
     assert lines(sources) == lines(raw_input.iter_blocks(str(gz), block_bytes=block_bytes))
+
+
+def test_a_file_truncated_while_it_is_cut_into_blocks_is_a_data_error(tmp_path):
+    """The main process memory-maps a plain input to find its lines: touching pages past a
+    truncated end would kill it with SIGBUS, so a truncation stops it with DataError (run in a
+    child process, which the signal would kill, not pytest)."""
+    path = tmp_path / "in.txt"
+    path.write_bytes((b"x" * 99 + b"\n") * 20000)
+    code = (
+        "import os, sys\n"
+        "from optfusion_tf.data import raw_input\n"
+        "from optfusion_tf.data.errors import DataError\n"
+        f"blocks = raw_input.iter_block_sources({str(path)!r}, block_bytes=1 << 16)\n"
+        "next(blocks)\n"
+        f"os.truncate({str(path)!r}, 100)\n"
+        "try:\n"
+        "    list(blocks)\n"
+        "except DataError as e:\n"
+        "    print('DataError:', e)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(pathlib.Path(__file__).resolve().parents[1])})
+    assert done.returncode == 0, (done.returncode, done.stderr[-1000:])
+    assert "the file changed while it was being read" in done.stdout

@@ -170,9 +170,15 @@ def iter_blocks(
 def iter_block_sources(
     path: str, *, skip_lines: int = 0, block_bytes: int = DEFAULT_BLOCK_BYTES
 ) -> Iterator[RawBlock | FileSlice]:
-    """The blocks of `iter_blocks` (the same lines and line numbers; block boundaries may
-    differ): `FileSlice`s for a plain file, which this process only scans for newlines (memory
-    mapped, never copied), `RawBlock`s for a gzip one.
+    """The blocks of `iter_blocks`, cut at the same bytes (same lines, line numbers and block
+    boundaries): `FileSlice`s for a plain file, which this process only scans for newlines
+    (memory mapped, never copied), `RawBlock`s for a gzip one.
+
+    The cuts are `iter_blocks`' because parsing is not independent of them (a UTF-8 byte order
+    mark is dropped only at a block's start; a bad row's message quotes its cell only when its
+    block also holds a non-numeric cell), so other cuts could change the output: iter_blocks
+    reads 3 bytes (a possible BOM), then 64 KiB pieces while it skips the header, then
+    `block_bytes` at a time, and ends each block at the last newline read so far.
 
     Raises:
         DataError: the input cannot be opened or its gzip stream is corrupt or truncated.
@@ -183,19 +189,29 @@ def iter_block_sources(
         yield from iter_blocks(path, skip_lines=skip_lines, block_bytes=block_bytes)
         return
     with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        read_to = min(len(UTF8_BOM), size)  # where iter_blocks' reads have reached
         start = len(UTF8_BOM) if mm[: len(UTF8_BOM)] == UTF8_BOM else 0
         line_no = 1
-        for _ in range(skip_lines):
-            newline = mm.find(b"\n", start)
-            if newline < 0:
+        while skip_lines:
+            newline = mm.find(b"\n", start, read_to)
+            if newline >= 0:
+                start, line_no, skip_lines = newline + 1, line_no + 1, skip_lines - 1
+            elif read_to == size:
                 return
-            start, line_no = newline + 1, line_no + 1
+            else:
+                read_to = min(read_to + (1 << 16), size)
         while start < size:
-            end = start + block_bytes
-            cut = size if end >= size else mm.rfind(b"\n", start, end) + 1
-            if cut <= start:  # a line longer than block_bytes: the block ends with it
-                newline = mm.find(b"\n", end)
-                cut = size if newline < 0 else newline + 1
+            # Touching mapped pages past the end of a file truncated since it was mapped kills
+            # the process (SIGBUS), so look before scanning each block.
+            if os.fstat(f.fileno()).st_size < size:
+                raise DataError(f"{path}: the file changed while it was being read")
+            if read_to < size:
+                read_to = min(read_to + block_bytes, size)
+                cut = mm.rfind(b"\n", start, read_to) + 1
+                if cut == 0:  # no newline yet: the block grows by the next read
+                    continue
+            else:  # lines after the last newline read, or a last line without one
+                cut = size
             lines = np.frombuffer(mm, np.uint8, cut - start, start)
             n = int(np.count_nonzero(lines == ord("\n"))) + int(lines[-1] != ord("\n"))
             del lines  # releases the map's buffer, so that it can be closed
