@@ -21,7 +21,7 @@ setup(
         "scikit-learn>=1.5,<1.10",
         "matplotlib>=3.9,<3.12",
         "google-crc32c>=1.5,<2",
-        "pyarrow>=26.0.1,<27",
+        "pyarrow>=25.0.1,<27",
     ],
     extras_require={
         # The TF Serving client (PredictRequest, PredictionService stub): tools/serving_smoke.py
@@ -31,6 +31,9 @@ setup(
         "bench": ["psutil>=5.9,<8"],
         # DeepCTR beside our models in bench/peers.py (legacy Keras, run in its own process).
         "peers": ["deepctr==0.9.4", "tf-keras>=2.21,<2.22"],
+        # --runner=beam of the preprocessing CLIs (apache-beam 2.77 needs pyarrow < 26, hence
+        # pyarrow's range above, tested with 25.0.1 and 26.0.1).
+        "beam": ["apache-beam>=2.77,<2.78"],
     },
     entry_points={
         "console_scripts": [

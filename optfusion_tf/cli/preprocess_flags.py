@@ -25,6 +25,12 @@ from absl import app, flags, logging  # noqa: E402
 
 from optfusion_tf.cli.flag_help import show_flags_in_help  # noqa: E402
 from optfusion_tf.data.bad_rows import ON_BAD_ROW  # noqa: E402
+from optfusion_tf.data.beam import preprocess_beam  # noqa: E402
+from optfusion_tf.data.beam.options import (  # noqa: E402
+    BEAM_RUNNERS,
+    DEFAULT_RANGE_BYTES,
+    BeamOptions,
+)
 from optfusion_tf.data.errors import DataError  # noqa: E402
 from optfusion_tf.data.options import VOCAB_SCOPES, PreprocessOptions  # noqa: E402
 from optfusion_tf.data.preprocess import CsvOptions, preprocess  # noqa: E402
@@ -33,6 +39,8 @@ from optfusion_tf.data.tfrecord_writer import COMPRESSIONS  # noqa: E402
 from optfusion_tf.data.worker_pool import default_workers  # noqa: E402
 
 FLAGS = flags.FLAGS
+RUNNERS = ("local", "beam")
+BEAM_FLAGS = ("beam_runner", "beam_option", "beam_range_mb")
 # PreprocessOptions' fields that are flags of the same name (block_bytes is not a flag).
 OPTION_FLAGS = tuple(
     f.name for f in dataclasses.fields(PreprocessOptions) if f.name != "block_bytes"
@@ -80,6 +88,27 @@ def define_flags() -> None:
     flags.DEFINE_integer(
         "log_every", 1_000_000, "Log progress every this many rows.", lower_bound=1
     )
+    flags.DEFINE_enum(
+        "runner",
+        "local",
+        RUNNERS,
+        "local: this machine's processes; beam: Apache Beam pipelines (the beam extra), "
+        "--dataset may then be a glob of local or remote files.",
+    )
+    flags.DEFINE_enum("beam_runner", "DirectRunner", BEAM_RUNNERS,
+                      "With --runner=beam: the Beam runner.")
+    flags.DEFINE_multi_string(
+        "beam_option",
+        [],
+        "With --runner=beam: a Beam pipeline option passed through, e.g. "
+        "--beam_option=--project=my-project (repeat the flag for more).",
+    )
+    flags.DEFINE_integer(
+        "beam_range_mb",
+        DEFAULT_RANGE_BYTES >> 20,
+        "With --runner=beam: MiB of a plain input file one worker reads at a time.",
+        lower_bound=1,
+    )
     flags.mark_flag_as_required("dataset")
     flags.register_validator("ratio", checked_by(parse_ratio))
     show_flags_in_help(sys.modules[__name__])
@@ -122,7 +151,21 @@ def run_preprocess(kind: str, argv: Sequence[str], csv_options: CsvOptions | Non
     options = options_from_flags()
     program = os.path.basename(sys.argv[0])
     try:
-        stats = preprocess(kind, FLAGS.dataset, FLAGS.record, options, csv_options)
+        if FLAGS.runner == "beam":
+            beam_options = BeamOptions(
+                runner=FLAGS.beam_runner,
+                pipeline_args=tuple(FLAGS.beam_option),
+                range_bytes=FLAGS.beam_range_mb << 20,
+                workers=options.workers,
+            )
+            stats = preprocess_beam(
+                kind, FLAGS.dataset, FLAGS.record, options, csv_options, beam_options
+            )
+        else:
+            given = [f"--{name}" for name in BEAM_FLAGS if FLAGS[name].present]
+            if given:
+                raise app.UsageError(f"{', '.join(given)}: only used with --runner=beam")
+            stats = preprocess(kind, FLAGS.dataset, FLAGS.record, options, csv_options)
     except DataError as e:
         print(f"{program}: error: {e}", file=sys.stderr)
         return 1

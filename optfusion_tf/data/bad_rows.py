@@ -63,17 +63,21 @@ class BadRowLog:
             first = min(bad, key=lambda b: b.lines[0])
             raise BadRowError(self.path, int(first.lines[0]), first.reason, first.first_detail)
         for b in bad:
-            if self.counts[b.reason] == 0:
-                logging.warning(
-                    "%s:%d: skipping bad row (%s): %s",
-                    self.path,
-                    b.lines[0],
-                    b.reason,
-                    b.first_detail,
-                )
-            self.counts[b.reason] += int(b.lines.size)
-            room = FIRST_LINES_KEPT - len(self.first_lines[b.reason])
-            self.first_lines[b.reason] += [int(x) for x in b.lines[:room]]
+            self.add(b.reason, int(b.lines.size), [int(x) for x in b.lines[:FIRST_LINES_KEPT]],
+                     b.first_detail)
+
+    def add(self, reason: str, count: int, first_lines: list[int], first_detail: str) -> None:
+        """Adds `count` bad rows of one reason, the first of them at `first_lines` (ascending,
+        after every line added before), as with on_bad_row=skip."""
+        if not count:
+            return
+        if self.counts[reason] == 0:
+            logging.warning(
+                "%s:%d: skipping bad row (%s): %s", self.path, first_lines[0], reason, first_detail
+            )
+        self.counts[reason] += count
+        room = FIRST_LINES_KEPT - len(self.first_lines[reason])
+        self.first_lines[reason] += first_lines[:room]
 
     @property
     def total(self) -> int:

@@ -25,14 +25,15 @@ from absl import logging
 
 from optfusion_tf.data import formats
 from optfusion_tf.data.atomic_dir import atomic_output_dir, check_output_dir
+from optfusion_tf.data.bad_rows import BadRowLog
 from optfusion_tf.data.count_pass import count_pass
 from optfusion_tf.data.errors import DataError
 from optfusion_tf.data.raw_input import read_first_line
 from optfusion_tf.data.stats import DatasetStats, FieldInfo
-from optfusion_tf.data.vocabulary import ValueCounter, write_vocab
+from optfusion_tf.data.vocabulary import FieldVocabulary, ValueCounter, write_vocab
 from optfusion_tf.data.options import PreprocessOptions
 from optfusion_tf.data.worker_pool import OrderedPool
-from optfusion_tf.data.write_pass import write_pass
+from optfusion_tf.data.write_pass import WrittenSplits, write_pass
 
 DATASET_KINDS = ("criteo", "avazu", "kdd12", "csv")
 _CACHE_FILE = "_ids.cache"
@@ -90,7 +91,13 @@ def raw_format(
     """
     if kind not in DATASET_KINDS:
         raise DataError(f"dataset kind must be one of {DATASET_KINDS}. Received: {kind!r}")
-    first = read_first_line(input_path)
+    return format_from_first_line(kind, read_first_line(input_path), input_path, csv_options)
+
+
+def format_from_first_line(
+    kind: str, first: str | None, input_path: str, csv_options: CsvOptions | None = None
+) -> formats.RawFormat:
+    """`raw_format` given the input's first line (`first`, None for an empty input)."""
     if first is None:
         raise DataError(f"{input_path}: empty input (no header, no rows)")
     if kind == "criteo":
@@ -136,20 +143,20 @@ def _vocab_file_names(names: list[str]) -> list[str]:
     return out
 
 
-def _fix_vocabularies(
-    fmt: formats.RawFormat, counters: list[ValueCounter], out_dir: str, threshold: int
-) -> tuple[list[FieldInfo], np.ndarray, np.ndarray]:
-    """Fixes every field's vocabulary, writes vocab/<field>.tsv and lays out the global ids.
+def field_min_counts(fmt: formats.RawFormat, threshold: int) -> list[int]:
+    """Each field's min count: its own (Criteo's I-fields: 1), else --threshold."""
+    return [threshold if spec.min_count is None else spec.min_count for spec in fmt.fields]
 
-    Returns:
-        (per-field FieldInfo; remap int64 [sum of fields' distinct keys], provisional id ->
-        global id, fields concatenated; bases int64 [F], each field's start in remap).
-    """
+
+def write_vocabularies(
+    fmt: formats.RawFormat, vocabs: list[FieldVocabulary], out_dir: str, threshold: int
+) -> list[FieldInfo]:
+    """Writes every field's vocab/<field>.tsv and lays out the global ids (field by field)."""
     os.makedirs(os.path.join(out_dir, "vocab"))
-    infos, remaps, offset = [], [], 0
-    for spec, counter, vocab_file in zip(fmt.fields, counters, _vocab_file_names(fmt.field_names)):
-        min_count = threshold if spec.min_count is None else spec.min_count
-        vocab = counter.finalize(min_count)
+    infos, offset = [], 0
+    min_counts = field_min_counts(fmt, threshold)
+    vocab_files = _vocab_file_names(fmt.field_names)
+    for spec, vocab, vocab_file, min_count in zip(fmt.fields, vocabs, vocab_files, min_counts):
         write_vocab(os.path.join(out_dir, vocab_file), vocab, offset)
         infos.append(
             FieldInfo(
@@ -166,8 +173,23 @@ def _fix_vocabularies(
                 oov_count=vocab.oov_count,
             )
         )
-        remaps.append(vocab.remap + offset)
         offset += vocab.size
+    return infos
+
+
+def _fix_vocabularies(
+    fmt: formats.RawFormat, counters: list[ValueCounter], out_dir: str, threshold: int
+) -> tuple[list[FieldInfo], np.ndarray, np.ndarray]:
+    """Fixes every field's vocabulary, writes vocab/<field>.tsv and lays out the global ids.
+
+    Returns:
+        (per-field FieldInfo; remap int64 [sum of fields' distinct keys], provisional id ->
+        global id, fields concatenated; bases int64 [F], each field's start in remap).
+    """
+    min_counts = field_min_counts(fmt, threshold)
+    vocabs = [c.finalize(m) for c, m in zip(counters, min_counts)]
+    infos = write_vocabularies(fmt, vocabs, out_dir, threshold)
+    remaps = [v.remap + info.offset for v, info in zip(vocabs, infos)]
     bases = np.cumsum([0] + [len(r) for r in remaps[:-1]]).astype(np.int64)
     return infos, np.concatenate(remaps), bases
 
@@ -211,13 +233,7 @@ def preprocess(
         cache_path = os.path.join(tmp, _CACHE_FILE)
         counted = count_pass(fmt, input_path, cache_path, pool, o)
         bad, lines, blank = counted.bad, counted.lines, counted.blank_lines
-        bad.log_summary()
-        if not lines:
-            raise DataError(f"{input_path}: empty input (no data rows)")
-        if lines == blank + bad.total:
-            raise DataError(
-                f"{input_path}: no valid rows ({lines} lines read, {bad.total} bad, {blank} blank)"
-            )
+        check_rows(input_path, lines, blank, bad)
 
         infos, remap, bases = _fix_vocabularies(fmt, counted.counters, tmp, o.threshold)
         del counted.counters[:]  # pass 1's largest structure
@@ -237,38 +253,69 @@ def preprocess(
         os.remove(cache_path)
         os.remove(remap_path)
 
-        stats = DatasetStats(
-            dataset=fmt.dataset,
-            field_names=fmt.field_names,
-            num_fields=len(infos),
-            feature_num=infos[-1].oov_id + 1,
-            fields=infos,
-            rows=written.rows,
-            shards=written.shards,
-            shard_rows=written.shard_rows,
-            record_bytes=written.record_bytes,
-            **o.recorded(),
-            label={"column": fmt.label_column, "rule": fmt.label_rule.describe()},
-            positives=written.positives,
-            input_path=os.path.abspath(input_path),
-            input_lines=lines,
-            blank_lines=blank,
-            bad_rows=bad.summary(),
+        stats = dataset_stats(
+            fmt, infos, written, o, os.path.abspath(input_path), lines, blank, bad
         )
         stats.save(tmp)
-    elapsed = time.monotonic() - start
+    log_written(record_dir, stats, time.monotonic() - start)
+    return stats
+
+
+def check_rows(input_path: str, lines: int, blank: int, bad: BadRowLog) -> None:
+    """Logs the bad-row summary; raises DataError for an input without a valid row."""
+    bad.log_summary()
+    if not lines:
+        raise DataError(f"{input_path}: empty input (no data rows)")
+    if lines == blank + bad.total:
+        raise DataError(
+            f"{input_path}: no valid rows ({lines} lines read, {bad.total} bad, {blank} blank)"
+        )
+
+
+def dataset_stats(
+    fmt: formats.RawFormat,
+    infos: list[FieldInfo],
+    written: WrittenSplits,
+    options: PreprocessOptions,
+    input_path: str,
+    lines: int,
+    blank: int,
+    bad: BadRowLog,
+) -> DatasetStats:
+    """The stats.json of a written dataset."""
+    return DatasetStats(
+        dataset=fmt.dataset,
+        field_names=fmt.field_names,
+        num_fields=len(infos),
+        feature_num=infos[-1].oov_id + 1,
+        fields=infos,
+        rows=written.rows,
+        shards=written.shards,
+        shard_rows=written.shard_rows,
+        record_bytes=written.record_bytes,
+        **options.recorded(),
+        label={"column": fmt.label_column, "rule": fmt.label_rule.describe()},
+        positives=written.positives,
+        input_path=input_path,
+        input_lines=lines,
+        blank_lines=blank,
+        bad_rows=bad.summary(),
+    )
+
+
+def log_written(record_dir: str, stats: DatasetStats, elapsed: float) -> None:
+    """The end-of-run log line, and the one-class warnings."""
     logging.info(
         "wrote %s: rows %s, feature_num %s, %d bad rows, %.1f s (%s lines/s end to end)",
         record_dir,
-        written.rows,
+        stats.rows,
         f"{stats.feature_num:,}",
-        bad.total,
+        sum(r["count"] for r in stats.bad_rows.values()),
         elapsed,
-        f"{lines / max(elapsed, 1e-9):,.0f}",
+        f"{stats.input_lines / max(elapsed, 1e-9):,.0f}",
     )
     for warning in one_class_warnings(stats):
         logging.warning("%s", warning)
-    return stats
 
 
 def one_class_warnings(stats: DatasetStats) -> list[str]:

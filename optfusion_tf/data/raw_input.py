@@ -137,34 +137,47 @@ def iter_blocks(
         DataError: the input cannot be opened or its gzip stream is corrupt or truncated.
     """
     with open_raw(path) as stream:
-        carry = _without_bom(_read(stream, len(UTF8_BOM), path))
-        line_no = 1
-        while skip_lines:
-            while skip_lines and b"\n" in carry:
-                carry = carry.split(b"\n", 1)[1]
-                skip_lines -= 1
-                line_no += 1
-            if skip_lines:
-                piece = _read(stream, 1 << 16, path)
-                if not piece:
-                    return
-                carry += piece
-        while True:
-            piece = _read(stream, block_bytes, path)
+        yield from iter_stream_blocks(stream, path, skip_lines=skip_lines, block_bytes=block_bytes)
+
+
+def iter_stream_blocks(
+    stream: BinaryIO,
+    path: str,
+    *,
+    skip_lines: int = 0,
+    block_bytes: int = DEFAULT_BLOCK_BYTES,
+    first_line: int = 1,
+) -> Iterator[RawBlock]:
+    """`iter_blocks` over an open binary stream (decompressed) whose first line is file line
+    `first_line`; `path` names it in errors."""
+    carry = _without_bom(_read(stream, len(UTF8_BOM), path))
+    line_no = first_line
+    while skip_lines:
+        while skip_lines and b"\n" in carry:
+            carry = carry.split(b"\n", 1)[1]
+            skip_lines -= 1
+            line_no += 1
+        if skip_lines:
+            piece = _read(stream, 1 << 16, path)
             if not piece:
-                break
-            buf = carry + piece
-            cut = buf.rfind(b"\n") + 1
-            if cut == 0:
-                carry = buf
-                continue
-            data, carry = buf[:cut], buf[cut:]
-            n = data.count(b"\n")
-            yield RawBlock(data, line_no, n)
-            line_no += n
-        if carry:  # lines left after the header, or a last line without a newline
-            data = carry if carry.endswith(b"\n") else carry + b"\n"
-            yield RawBlock(data, line_no, data.count(b"\n"))
+                return
+            carry += piece
+    while True:
+        piece = _read(stream, block_bytes, path)
+        if not piece:
+            break
+        buf = carry + piece
+        cut = buf.rfind(b"\n") + 1
+        if cut == 0:
+            carry = buf
+            continue
+        data, carry = buf[:cut], buf[cut:]
+        n = data.count(b"\n")
+        yield RawBlock(data, line_no, n)
+        line_no += n
+    if carry:  # lines left after the header, or a last line without a newline
+        data = carry if carry.endswith(b"\n") else carry + b"\n"
+        yield RawBlock(data, line_no, data.count(b"\n"))
 
 
 def iter_block_sources(

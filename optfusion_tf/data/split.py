@@ -44,12 +44,17 @@ class SplitAssigner:
     Args:
         ratio: train/validation/test fractions (see parse_ratio).
         seed: the run's --seed.
+        lines_before: data lines of the file before the first one this assigner draws for
+            (their draws are skipped with PCG64's jump-ahead, in O(log n)), so that a worker
+            can start mid-file and draw what a sequential pass draws there.
     """
 
-    def __init__(self, ratio: Sequence[float], seed: int):
+    def __init__(self, ratio: Sequence[float], seed: int, lines_before: int = 0):
         r = parse_ratio(ratio)
         self._bounds = np.array([r[0], r[0] + r[1]])
-        self._rng = np.random.default_rng(seed)
+        bits = np.random.PCG64(seed)  # what np.random.default_rng(seed) uses
+        bits.advance(lines_before)  # one 64-bit draw per uniform double
+        self._rng = np.random.Generator(bits)
 
     def next(self, n_lines: int) -> np.ndarray:
         """uint8 [n_lines]: TRAIN, VALIDATION or TEST for the next n_lines lines of the file."""

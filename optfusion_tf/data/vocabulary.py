@@ -95,6 +95,10 @@ class ValueCounter:
         self._counts[uniq_ids] += counts
         return uniq_ids.astype(np.int32)
 
+    def keys_and_counts(self) -> tuple[list[str], np.ndarray]:
+        """Every key in provisional-id (first-seen) order, and int64 [len(self)] their counts."""
+        return list(self._ids), self._counts[: len(self._ids)].copy()
+
     def finalize(self, min_count: int) -> FieldVocabulary:
         """Keeps keys with scope count >= max(min_count, 1), ordered as the module says."""
         n = len(self._ids)

@@ -1,0 +1,175 @@
+"""The three Beam pipelines of `--runner=beam`, and the runner options.
+
+Each pipeline maps `stages` over the input ranges; what the driver needs back (a few figures
+per range and per field, the kept keys of each field) is written as JSON files into a work
+directory, through Beam's filesystems, and read by the driver between the pipelines. Counting
+uses Beam's `CombinePerKey` (per-bundle partial counts, then one merge per key) and
+`GroupByKey`, which is what tf.Transform's vocabulary analyzer runs underneath.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+import re
+import sys
+from typing import Any, Iterable, Iterator
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+
+from optfusion_tf.data.beam import stages
+from optfusion_tf.data.beam.options import BeamOptions
+from optfusion_tf.data.beam.ranges import InputRange
+from optfusion_tf.data.errors import DataError
+from optfusion_tf.data.vocabulary import read_vocab
+
+LOG_FILE = "beam.log"
+
+def write_json(path: str, value: Any) -> None:
+    """Writes `value` as JSON to `path` (any Beam filesystem)."""
+    with FileSystems.create(path) as f:
+        f.write(json.dumps(value).encode("utf-8"))
+
+
+def read_json(path: str) -> Any:
+    with FileSystems.open(path) as f:
+        return json.loads(f.read().decode("utf-8"))
+
+
+@contextlib.contextmanager
+def _quiet(log_path: str) -> Iterator[None]:
+    """Beam's own logging (its INFO and routine WARNING lines, and what the DirectRunner's
+    worker processes print at start-up) goes to `log_path` instead of the terminal."""
+    beam_logger = logging.getLogger("apache_beam")
+    level = beam_logger.level
+    beam_logger.setLevel(logging.ERROR)
+    sys.stderr.flush()
+    saved = os.dup(2)
+    log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(log_fd, 2)  # the worker processes inherit it
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(log_fd)
+        beam_logger.setLevel(level)
+
+
+def _run(options: BeamOptions, build, log_path: str) -> None:
+    """Runs the pipeline `build` makes; a DataError raised in a worker is raised here again
+    (Beam re-raises worker errors as its own, with the message in their text)."""
+    try:
+        with _quiet(log_path), beam.Pipeline(options=options.pipeline_options()) as p:
+            build(p)
+    except DataError:
+        raise
+    except Exception as e:
+        found = re.search(r"DataError: (.+)", str(e))
+        if found:
+            raise DataError(found.group(1).split(" [while running")[0]) from e
+        raise
+
+
+def count_lines(ranges: list[InputRange], plan: stages.Plan, work_dir: str,
+                options: BeamOptions) -> None:
+    """Pipeline 1: writes lines.json ({range index: data lines}) into `work_dir`."""
+    out = f"{work_dir}/lines.json"
+    _run(options, lambda p: (
+        p
+        | "ranges" >> beam.Create(ranges, reshuffle=True)
+        | "lines" >> beam.Map(stages.count_range_lines, plan)
+        | "collect" >> beam.combiners.ToList()
+        | "write" >> beam.Map(lambda pairs: write_json(out, dict(pairs)))
+    ), f"{work_dir}/{LOG_FILE}")
+
+
+def _field_total(item: tuple[tuple[int, str], tuple[int, int]]) -> tuple[int, tuple[int, int]]:
+    (j, _), (count, _) = item
+    return j, (int(count > 0), count)
+
+
+def _write_kept(item: tuple[int, Iterable[tuple[str, int, int]]], work_dir: str) -> None:
+    j, keys = item
+    ordered = sorted(keys, key=lambda k: (-k[1], k[2]))
+    write_json(f"{work_dir}/kept-{j:04d}.json", [[key, count] for key, count, _ in ordered])
+
+
+def count_keys(starts: list[stages.RangeStart], plan: stages.Plan, min_counts: list[int],
+               work_dir: str, options: BeamOptions) -> None:
+    """Pipeline 2: writes ranges.json (RangeSummary dicts), fields.json ({field: [distinct,
+    total count]}) and kept-<field>.json ([[key, count]] in id order) into `work_dir`."""
+
+    def build(p: beam.Pipeline) -> None:
+        counted = (
+            p
+            | "ranges" >> beam.Create(starts, reshuffle=True)
+            | "count" >> beam.Map(stages.count_range, plan)
+        )
+        (
+            counted
+            | "summaries" >> beam.Map(lambda c: dataclasses.asdict(c[1]))
+            | "collect summaries" >> beam.combiners.ToList()
+            | "write summaries" >> beam.Map(lambda s: write_json(f"{work_dir}/ranges.json", s))
+        )
+        merged = (
+            counted
+            | "keys" >> beam.FlatMap(lambda c: c[0])
+            | "merge" >> beam.CombinePerKey(stages.merge_counts)
+        )
+        (
+            merged
+            | "field totals" >> beam.Map(_field_total)
+            | "sum totals" >> beam.CombinePerKey(lambda v: tuple(map(sum, zip(*v))))
+            | "collect totals" >> beam.combiners.ToList()
+            | "write totals" >> beam.Map(
+                lambda t: write_json(f"{work_dir}/fields.json", {str(j): v for j, v in t}))
+        )
+        (
+            merged
+            | "kept" >> beam.Filter(lambda kv: kv[1][0] >= max(min_counts[kv[0][0]], 1))
+            | "by field" >> beam.Map(lambda kv: (kv[0][0], (kv[0][1], kv[1][0], kv[1][1])))
+            | "group" >> beam.GroupByKey()
+            | "write kept" >> beam.Map(_write_kept, work_dir)
+        )
+
+    _run(options, build, f"{work_dir}/{LOG_FILE}")
+
+
+class _WriteRange(beam.DoFn):
+    """Pass 3 of one range; loads the vocabularies once per worker."""
+
+    def __init__(self, plan: stages.Plan, vocab_paths: list[str], oov_ids: list[int],
+                 out_dir: str, compression: str, records_per_shard: int):
+        self._plan, self._vocab_paths, self._oov_ids = plan, vocab_paths, oov_ids
+        self._out = (out_dir, compression, records_per_shard)
+        self._lookups: list[dict[str, int]] | None = None
+
+    def setup(self) -> None:
+        self._lookups = []
+        for path in self._vocab_paths:
+            vocab = read_vocab(path)
+            self._lookups.append(dict(zip(vocab["value"].tolist(), vocab["id"].tolist())))
+
+    def process(self, start: stages.RangeStart):
+        yield stages.write_range(start, self._plan, self._lookups, self._oov_ids, *self._out)
+
+
+def write_examples(starts: list[stages.RangeStart], plan: stages.Plan, vocab_paths: list[str],
+                   oov_ids: list[int], work_dir: str, compression: str, records_per_shard: int,
+                   options: BeamOptions) -> None:
+    """Pipeline 3: writes every range's shards and their list (written.json) into `work_dir`."""
+    out_dir, written = work_dir, f"{work_dir}/written.json"
+    _run(options, lambda p: (
+        p
+        | "ranges" >> beam.Create(starts, reshuffle=True)
+        | "write" >> beam.ParDo(_WriteRange(plan, vocab_paths, oov_ids, out_dir, compression,
+                                            records_per_shard))
+        | "collect" >> beam.combiners.ToList()
+        | "write list" >> beam.Map(lambda w: write_json(written, w))
+    ), f"{work_dir}/{LOG_FILE}")

@@ -1,0 +1,203 @@
+"""What a Beam worker does with one input range, in three passes (plain Python, no Beam here).
+
+1. `count_range_lines`: the range's data lines (so that every range knows the file line number
+   and the split draws of its first line, `range_starts`).
+2. `count_range`: parse and validate the range's blocks (`count_pass.count_block`, the
+   one-machine path's parser), draw their splits where a sequential pass draws them
+   (`SplitAssigner(lines_before=...)`), and count every field's keys in the vocabulary scope.
+   Each key also gets its *first position*: (range index << 40) + its first-seen rank in the
+   range, so the smallest position over ranges is the key's first occurrence in the input,
+   the tie-break of the id order.
+3. `write_range`: parse again, map keys to global ids with the final vocabularies, encode and
+   frame the Examples (`ExampleEncoder`, `frame_records`) and write the range's shards.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from itertools import repeat
+from typing import Any, Iterator
+
+import numpy as np
+
+from optfusion_tf.data import split
+from optfusion_tf.data.beam.ranges import InputRange, range_blocks
+from optfusion_tf.data.count_pass import CountedBlock, count_block
+from optfusion_tf.data.example_encoding import ExampleEncoder
+from optfusion_tf.data.formats import RawFormat
+from optfusion_tf.data.tfrecord_writer import ShardWriter, frame_records
+from optfusion_tf.data.vocabulary import ValueCounter
+
+POSITION_BITS = 40  # first-seen ranks within a range stay below 2**40
+
+
+@dataclasses.dataclass(frozen=True)
+class RangeStart:
+    """Where a range's first line lies in the input.
+
+    Attributes:
+        range: the range.
+        first_line: 1-based line number in its file of the range's first line.
+        lines_before: data lines (header excluded) of the whole input before that line.
+    """
+
+    range: InputRange
+    first_line: int
+    lines_before: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """What every worker needs to parse and split a range.
+
+    Attributes:
+        fmt: the raw format.
+        ratio: train/validation/test fractions.
+        seed: the split's seed.
+        scope_all: count every row (vocab_scope=all), not only train rows.
+        block_bytes: bytes parsed at a time.
+    """
+
+    fmt: RawFormat
+    ratio: tuple[float, float, float]
+    seed: int
+    scope_all: bool
+    block_bytes: int
+
+    def skip_lines(self, r: InputRange) -> int:
+        """1 for the range that holds a file's header, else 0."""
+        return int(self.fmt.has_header and r.first_in_file)
+
+
+def count_range_lines(r: InputRange, plan: Plan) -> tuple[int, int]:
+    """(range index, data lines the range owns, a header excluded)."""
+    blocks = range_blocks(r, 1, plan.skip_lines(r), plan.block_bytes)
+    return r.index, sum(b.n_lines for b in blocks)
+
+
+def range_starts(ranges: list[InputRange], lines: dict[int, int], plan: Plan) -> list[RangeStart]:
+    """Every range's RangeStart from its data-line count (`count_range_lines`)."""
+    starts, total, file_line, file_index = [], 0, 1, -1
+    for r in ranges:
+        if r.file_index != file_index:
+            file_index, file_line = r.file_index, 1
+        header = plan.skip_lines(r)
+        starts.append(RangeStart(r, file_line + header, total))
+        file_line += header + lines[r.index]
+        total += lines[r.index]
+    return starts
+
+
+def counted_blocks(start: RangeStart, plan: Plan) -> Iterator[CountedBlock]:
+    """The range's blocks, parsed, split and counted."""
+    r = start.range
+    assigner = split.SplitAssigner(plan.ratio, plan.seed, start.lines_before)
+    for block in range_blocks(r, start.first_line, plan.skip_lines(r), plan.block_bytes):
+        yield count_block(block, plan.fmt, assigner.next(block.n_lines), plan.scope_all)
+
+
+@dataclasses.dataclass(frozen=True)
+class RangeSummary:
+    """Pass 2's per-range figures (JSON-able).
+
+    Attributes:
+        index: the range's index.
+        path: its file.
+        lines: physical data lines.
+        blank_lines: empty lines.
+        bad: per reason with rows: [count, first line numbers (up to 5), first detail].
+        split_rows: rows per split, in split.SPLITS order.
+    """
+
+    index: int
+    path: str
+    lines: int
+    blank_lines: int
+    bad: dict[str, list[Any]]
+    split_rows: list[int]
+
+
+def count_range(
+    start: RangeStart, plan: Plan
+) -> tuple[list[tuple[tuple[int, str], tuple[int, int]]], RangeSummary]:
+    """Pass 2 over one range.
+
+    Returns:
+        ([((field index, key), (scope count, first position)) for every distinct key of every
+        field], the range's summary).
+    """
+    counters = [ValueCounter() for _ in plan.fmt.fields]
+    bad: dict[str, list[Any]] = {}
+    lines = blank = 0
+    split_rows = np.zeros(len(split.SPLITS), np.int64)
+    for counted in counted_blocks(start, plan):
+        lines, blank = lines + counted.n_lines, blank + counted.blank_lines
+        split_rows += np.bincount(counted.splits, minlength=len(split.SPLITS))
+        for rows in counted.bad:
+            if rows.lines.size:
+                entry = bad.setdefault(rows.reason, [0, [], rows.first_detail])
+                entry[0] += int(rows.lines.size)
+                entry[1] = (entry[1] + [int(x) for x in rows.lines[:5]])[:5]
+        for counter, uniques, counts in zip(counters, counted.uniques, counted.counts):
+            counter.add(uniques, counts)
+    base = start.range.index << POSITION_BITS
+    keys = []
+    for j, counter in enumerate(counters):
+        values, counts = counter.keys_and_counts()
+        ranked = enumerate(zip(values, counts.tolist()))
+        keys += [((j, key), (n, base + rank)) for rank, (key, n) in ranked]
+    summary = RangeSummary(
+        start.range.index, start.range.path, lines, blank, bad, split_rows.tolist()
+    )
+    return keys, summary
+
+
+def merge_counts(values: Any) -> tuple[int, int]:
+    """Combines (count, first position) pairs: counts add up, the first position is the least."""
+    total, first = 0, None
+    for count, position in values:
+        total += count
+        first = position if first is None else min(first, position)
+    return total, first
+
+
+def write_range(
+    start: RangeStart,
+    plan: Plan,
+    lookups: list[dict[str, int]],
+    oov_ids: list[int],
+    out_dir: str,
+    compression: str,
+    records_per_shard: int,
+) -> dict[str, Any]:
+    """Pass 3 over one range: writes `<split>-r<index>-<k>.tfrecord[.gz]` into `out_dir`.
+
+    Args:
+        lookups: per field, key -> global id (kept keys).
+        oov_ids: per field, the OOV id (the largest global id of the field).
+    Returns:
+        {"index": range index, "splits": {split: {"files": [...], "rows": [...],
+        "positives": n}}}.
+    """
+    name = f"r{start.range.index:06d}"
+    writers = [
+        ShardWriter(out_dir, f"{s}-{name}", compression, records_per_shard) for s in split.SPLITS
+    ]
+    positives = [0] * len(split.SPLITS)
+    encoder = ExampleEncoder(oov_ids)
+    for counted in counted_blocks(start, plan):
+        ids = np.empty(counted.codes.shape, np.int64)
+        for j, (lookup, uniques) in enumerate(zip(lookups, counted.uniques)):
+            table = np.fromiter(map(lookup.get, uniques, repeat(oov_ids[j])), np.int64,
+                                len(uniques))
+            ids[:, j] = table[counted.codes[:, j]]
+        for s, writer in enumerate(writers):
+            sel = counted.splits == s
+            writer.write(frame_records(encoder.encode(ids[sel], counted.labels[sel])))
+            positives[s] += int(counted.labels[sel].sum())
+    splits = {}
+    for s, writer in zip(split.SPLITS, writers):
+        files = writer.close()
+        splits[s] = {"files": files, "rows": list(writer.file_rows),
+                     "positives": positives[split.SPLITS.index(s)]}
+    return {"index": start.range.index, "splits": splits}
