@@ -25,6 +25,9 @@ from optfusion_tf.demo.demo_data import write_demo_criteo
 
 pytest.importorskip("apache_beam", reason=f"the beam extra is not installed: {INSTALL}")
 
+from apache_beam.io.filesystem import FileMetadata, MatchResult  # noqa: E402
+from apache_beam.io.localfilesystem import LocalFileSystem  # noqa: E402
+
 from optfusion_tf.data.beam import ranges  # noqa: E402
 
 LOCAL = PreprocessOptions(workers=0)
@@ -32,13 +35,12 @@ LOCAL = PreprocessOptions(workers=0)
 SMALL_RANGES = BeamOptions(range_bytes=64 << 10)
 
 
-def _same_dataset(local_dir: str, beam_dir: str, *, same_shards: bool = False) -> None:
+def _same_dataset(local_dir: str, beam_dir: str, *, ignore: tuple[str, ...] = ()) -> None:
     """Every row of every split has the same ids and label, in the same order; the vocabulary
-    files are byte-identical; stats.json agrees (the shard layout only if `same_shards`)."""
+    files are byte-identical; stats.json agrees but for the shard layout and `ignore`."""
     a, b = DatasetStats.load(local_dir), DatasetStats.load(beam_dir)
-    layout = {"shards", "shard_rows"}
     for field in dataclasses.fields(DatasetStats):
-        if same_shards or field.name not in layout:
+        if field.name not in ("shards", "shard_rows") + ignore:
             assert getattr(a, field.name) == getattr(b, field.name), field.name
     for name in split.SPLITS:
         ids_a, labels_a = load_split(local_dir, name)
@@ -147,6 +149,70 @@ def test_csv_with_header_and_quoted_cells(tmp_path):
     preprocess_beam("csv", str(raw), str(tmp_path / "beam"), LOCAL, csv,
                     BeamOptions(range_bytes=10_000))
     _same_dataset(str(tmp_path / "local"), str(tmp_path / "beam"))
+
+
+class FakeRemoteFileSystem(LocalFileSystem):
+    """A remote filesystem for the tests: fakeremote:///abs/path is the local /abs/path, reached
+    only through Beam's FileSystems (as gs:// would be)."""
+
+    PREFIX = "fakeremote://"
+
+    @classmethod
+    def scheme(cls):
+        return "fakeremote"
+
+    def _local(self, path):  # LocalFileSystem also calls these methods with local paths
+        return path[len(self.PREFIX):] if path.startswith(self.PREFIX) else path
+
+    def create(self, path, *args, **kwargs):
+        return super().create(self._local(path), *args, **kwargs)
+
+    def open(self, path, *args, **kwargs):
+        return super().open(self._local(path), *args, **kwargs)
+
+    def mkdirs(self, path):
+        return super().mkdirs(self._local(path))
+
+    def exists(self, path):
+        return super().exists(self._local(path))
+
+    def rename(self, sources, destinations):
+        return super().rename([self._local(p) for p in sources],
+                              [self._local(p) for p in destinations])
+
+    def delete(self, paths):
+        return super().delete([self._local(p) for p in paths])
+
+    def match(self, patterns, limits=None):
+        found = super().match([self._local(p) for p in patterns], limits)
+        return [
+            MatchResult(p, [FileMetadata(self.PREFIX + m.path, m.size_in_bytes)
+                            for m in r.metadata_list]) if p.startswith(self.PREFIX) else r
+            for p, r in zip(patterns, found)
+        ]
+
+
+def test_remote_input_and_output_directory(tmp_path):
+    raw = write_demo_criteo(str(tmp_path / "raw.txt"), 5_000, seed=6)
+    preprocess("criteo", raw, str(tmp_path / "local"), LOCAL)
+    (tmp_path / "bucket").mkdir()
+    remote = f"fakeremote://{tmp_path}/bucket/ds"
+    beam = BeamOptions(range_bytes=200_000)
+    stats = preprocess_beam("criteo", "fakeremote://" + raw, remote, LOCAL, beam_options=beam)
+    assert stats.input_path == "fakeremote://" + raw
+    assert os.listdir(tmp_path / "bucket") == ["ds"]  # no temporary prefix left
+    _same_dataset(str(tmp_path / "local"), str(tmp_path / "bucket" / "ds"), ignore=("input_path",))
+    with pytest.raises(DataError, match=r"bucket/ds: output directory already exists"):
+        preprocess_beam("criteo", raw, remote, LOCAL, beam_options=beam)
+    options = dataclasses.replace(LOCAL, threshold=5, overwrite=True)
+    preprocess_beam("criteo", raw, remote, options, beam_options=beam)
+    assert DatasetStats.load(str(tmp_path / "bucket" / "ds")).threshold == 5
+    assert os.listdir(tmp_path / "bucket") == ["ds"]
+    truncated = tmp_path / "truncated.gz"
+    truncated.write_bytes(gzip.compress(open(raw, "rb").read())[:20_000])
+    with pytest.raises(DataError, match=r"truncated\.gz: unreadable gzip input"):
+        preprocess_beam("criteo", str(truncated), remote + "2", LOCAL, beam_options=beam)
+    assert os.listdir(tmp_path / "bucket") == ["ds"]  # nothing of the failed run
 
 
 @pytest.mark.parametrize("range_bytes", [1, 7, 64, 1000])

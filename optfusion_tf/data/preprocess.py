@@ -19,6 +19,7 @@ import dataclasses
 import os
 import re
 import time
+from typing import BinaryIO, Callable
 
 import numpy as np
 from absl import logging
@@ -149,15 +150,23 @@ def field_min_counts(fmt: formats.RawFormat, threshold: int) -> list[int]:
 
 
 def write_vocabularies(
-    fmt: formats.RawFormat, vocabs: list[FieldVocabulary], out_dir: str, threshold: int
+    fmt: formats.RawFormat,
+    vocabs: list[FieldVocabulary],
+    out_dir: str,
+    threshold: int,
+    create: Callable[[str], BinaryIO] | None = None,
 ) -> list[FieldInfo]:
-    """Writes every field's vocab/<field>.tsv and lays out the global ids (field by field)."""
-    os.makedirs(os.path.join(out_dir, "vocab"))
+    """Writes every field's vocab/<field>.tsv and lays out the global ids (field by field).
+
+    `create`: opens a path for binary writing where `out_dir` is not local (see write_vocab).
+    """
+    if create is None:
+        os.makedirs(os.path.join(out_dir, "vocab"))
     infos, offset = [], 0
     min_counts = field_min_counts(fmt, threshold)
     vocab_files = _vocab_file_names(fmt.field_names)
     for spec, vocab, vocab_file, min_count in zip(fmt.fields, vocabs, vocab_files, min_counts):
-        write_vocab(os.path.join(out_dir, vocab_file), vocab, offset)
+        write_vocab(os.path.join(out_dir, vocab_file), vocab, offset, create)
         infos.append(
             FieldInfo(
                 name=spec.name,

@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import os
 import zlib
+from typing import BinaryIO, Callable
 
 import google_crc32c
 import numpy as np
@@ -94,9 +95,18 @@ class ShardWriter:
         split: split name (file prefix).
         compression: "none" or "gzip".
         records_per_shard: records per file before the next file is started.
+        create: opens a path for binary writing (default: a local file; a Beam filesystem's
+            create for remote directories).
     """
 
-    def __init__(self, directory: str, split: str, compression: str, records_per_shard: int):
+    def __init__(
+        self,
+        directory: str,
+        split: str,
+        compression: str,
+        records_per_shard: int,
+        create: Callable[[str], BinaryIO] | None = None,
+    ):
         if compression not in COMPRESSIONS:
             raise ValueError(
                 f"compression must be one of {COMPRESSIONS}. Received: {compression!r}"
@@ -105,6 +115,7 @@ class ShardWriter:
             raise ValueError(f"records_per_shard must be >= 1. Received: {records_per_shard}")
         self.directory, self.split, self.compression = directory, split, compression
         self.records_per_shard = records_per_shard
+        self._create = create or (lambda path: open(path, "wb"))
         self.files: list[str] = []
         self.file_rows: list[int] = []
         self.records = 0
@@ -117,7 +128,7 @@ class ShardWriter:
         name = f"{self.split}-{len(self.files):05d}{suffix}"
         self.files.append(name)
         self.file_rows.append(0)
-        self._file = open(os.path.join(self.directory, name), "wb")
+        self._file = self._create(os.path.join(self.directory, name))
         self._zip = zlib.compressobj(6, zlib.DEFLATED, 31) if self.compression == "gzip" else None
         self._in_shard = 0
 

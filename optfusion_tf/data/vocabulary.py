@@ -19,6 +19,7 @@ import csv
 import dataclasses
 import os
 from itertools import repeat
+from typing import BinaryIO, Callable
 
 import numpy as np
 import pandas as pd
@@ -118,8 +119,13 @@ class ValueCounter:
         )
 
 
-def write_vocab(path: str, vocab: FieldVocabulary, offset: int) -> None:
-    """Writes vocab/<field>.tsv: header, then value, global id (offset + local id), count."""
+def write_vocab(
+    path: str, vocab: FieldVocabulary, offset: int, create: Callable[[str], BinaryIO] | None = None
+) -> None:
+    """Writes vocab/<field>.tsv: header, then value, global id (offset + local id), count.
+
+    `create` opens `path` for binary writing where it is not a local file (a Beam filesystem).
+    """
     frame = pd.DataFrame(
         {
             "value": pd.Series(vocab.values, dtype=object),
@@ -127,13 +133,19 @@ def write_vocab(path: str, vocab: FieldVocabulary, offset: int) -> None:
             "count": vocab.counts,
         }
     )
-    frame.to_csv(path, sep="\t", index=False, quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
+    options = dict(sep="\t", index=False, quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
+    if create is None:
+        frame.to_csv(path, **options)
+    else:
+        with create(path) as f:
+            f.write(frame.to_csv(**options).encode("utf-8"))
 
 
-def read_vocab(path: str) -> pd.DataFrame:
-    """Reads a vocab/<field>.tsv as columns value (str, "" = missing), id (int64), count (int64)."""
+def read_vocab(path: str, stream: BinaryIO | None = None) -> pd.DataFrame:
+    """Reads a vocab/<field>.tsv as columns value (str, "" = missing), id (int64), count (int64)
+    (from `stream`, opened at `path`, where given)."""
     frame = pd.read_csv(
-        path,
+        path if stream is None else stream,
         sep="\t",
         dtype={"value": object, "id": np.int64, "count": np.int64},
         keep_default_na=False,

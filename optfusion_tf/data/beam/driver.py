@@ -13,21 +13,21 @@ into place at the end, as on one machine (`atomic_dir`).
 from __future__ import annotations
 
 import os
-import shutil
+import tempfile
 import time
 
 import numpy as np
 from absl import logging
 
 from optfusion_tf.data import split
-from optfusion_tf.data.atomic_dir import atomic_output_dir, check_output_dir
+from optfusion_tf.data.atomic_dir import check_output_dir
 from optfusion_tf.data.bad_rows import REASONS, BadRowLog
-from optfusion_tf.data.beam import pipeline
+from optfusion_tf.data.beam import output, pipeline
 from optfusion_tf.data.beam.options import BeamOptions
 from optfusion_tf.data.beam.pipeline import read_json
 from optfusion_tf.data.beam.ranges import first_line, list_inputs, plan_ranges
 from optfusion_tf.data.beam.stages import Plan, range_starts
-from optfusion_tf.data.errors import BadRowError, DataError
+from optfusion_tf.data.errors import BadRowError
 from optfusion_tf.data.example_encoding import ExampleEncoder
 from optfusion_tf.data.formats import RawFormat
 from optfusion_tf.data.options import PreprocessOptions
@@ -41,7 +41,7 @@ from optfusion_tf.data.preprocess import (
     log_written,
     write_vocabularies,
 )
-from optfusion_tf.data.stats import DatasetStats
+from optfusion_tf.data.stats import STATS_FILE, DatasetStats
 from optfusion_tf.data.vocabulary import FieldVocabulary
 from optfusion_tf.data.write_pass import WrittenSplits
 
@@ -62,54 +62,60 @@ def preprocess_beam(
         input_pattern: a file or a glob of files (local, gs://, s3://, hdfs://, ...), taken in
             sorted path order as one input; each file may be plain or gzip, and holds its own
             header where the format has one.
+        record_dir: output directory, local or remote (a Beam filesystem the workers can
+            write, e.g. gs://bucket/criteo_2; see `output`).
         beam_options: the runner and its options.
     Raises:
-        DataError: as `preprocess`; also a remote `record_dir` (not supported yet).
+        DataError: as `preprocess`.
     """
     start = time.monotonic()
     files = list_inputs(input_pattern)
     fmt = format_from_first_line(kind, first_line(files[0][0]), files[0][0], csv_options)
     o = options
     record_dir = record_dir or default_record_dir(fmt.dataset, o.threshold)
-    if "://" in record_dir:
-        raise DataError(f"--record={record_dir}: --runner=beam writes a local (or mounted) "
-                        "directory; remote output directories are not supported yet")
     local_input = input_pattern if os.path.exists(input_pattern) else None
-    check_output_dir(record_dir, o.overwrite, local_input)
+    if not output.is_remote(record_dir):
+        check_output_dir(record_dir, o.overwrite, local_input)
     ranges = plan_ranges(files, beam_options.range_bytes)
     plan = Plan(fmt, tuple(o.ratio), o.seed, o.vocab_scope == "all", o.block_bytes)
     min_counts = field_min_counts(fmt, o.threshold)
     logging.info("preprocessing %s (%s, %d fields, %d files, %d ranges) with Beam's %s -> %s",
                  input_pattern, fmt.dataset, len(fmt.fields), len(files), len(ranges),
                  beam_options.runner, record_dir)
-    with atomic_output_dir(record_dir, o.overwrite, local_input) as tmp:
-        work = os.path.join(tmp, _WORK)
-        os.makedirs(work)
+    log_fd, log_path = tempfile.mkstemp(prefix="optfusion_beam_", suffix=".log")
+    os.close(log_fd)
+    with output.output_dir(record_dir, o.overwrite, local_input) as tmp:
+        work = f"{tmp}/{_WORK}"
+        output.mkdirs(work)
         logging.info("beam pass 1 of 3 (count lines)")
-        pipeline.count_lines(ranges, plan, work, beam_options)
+        pipeline.count_lines(ranges, plan, work, beam_options, log_path)
         lines = {int(k): n for k, n in read_json(f"{work}/lines.json").items()}
         starts = range_starts(ranges, lines, plan)
         logging.info("beam pass 2 of 3 (parse, count): %s lines", f"{sum(lines.values()):,}")
-        pipeline.count_keys(starts, plan, min_counts, work, beam_options)
+        pipeline.count_keys(starts, plan, min_counts, work, beam_options, log_path)
         summaries = sorted(read_json(f"{work}/ranges.json"), key=lambda s: s["index"])
         bad = _bad_row_log(summaries, input_pattern, o.on_bad_row)
         total = sum(s["lines"] for s in summaries)
         blank = sum(s["blank_lines"] for s in summaries)
         check_rows(input_pattern, total, blank, bad)
-        infos = write_vocabularies(fmt, _vocabularies(fmt, work, min_counts), tmp, o.threshold)
+        output.mkdirs(f"{tmp}/vocab")
+        vocabs = _vocabularies(fmt, work, min_counts)
+        infos = write_vocabularies(fmt, vocabs, tmp, o.threshold, output.create)
         oov_ids = [f.oov_id for f in infos]
         logging.info("beam pass 3 of 3 (encode, write)")
         pipeline.write_examples(
-            starts, plan, [os.path.join(tmp, f.vocab_file) for f in infos], oov_ids, work,
-            o.compression, o.records_per_shard, beam_options,
+            starts, plan, [f"{tmp}/{f.vocab_file}" for f in infos], oov_ids, work,
+            o.compression, o.records_per_shard, beam_options, log_path,
         )
         written = _place_shards(read_json(f"{work}/written.json"), work, tmp, o.compression,
                                 ExampleEncoder(oov_ids).record_len + 16)
-        shutil.rmtree(work)
-        recorded_input = os.path.abspath(input_pattern) if "://" not in input_pattern else (
-            input_pattern)
+        output.delete([work])
+        recorded_input = input_pattern if output.is_remote(input_pattern) else (
+            os.path.abspath(input_pattern))
         stats = dataset_stats(fmt, infos, written, o, recorded_input, total, blank, bad)
-        stats.save(tmp)
+        with output.create(f"{tmp}/{STATS_FILE}") as f:
+            f.write(stats.to_json().encode("utf-8"))
+    os.remove(log_path)
     log_written(record_dir, stats, time.monotonic() - start)
     return stats
 
@@ -135,7 +141,7 @@ def _vocabularies(fmt: RawFormat, work: str, min_counts: list[int]) -> list[Fiel
     vocabs = []
     for j in range(len(fmt.fields)):
         path = f"{work}/kept-{j:04d}.json"
-        kept = read_json(path) if os.path.exists(path) else []
+        kept = read_json(path) if output.exists(path) else []
         counts = np.array([c for _, c in kept], np.int64)
         distinct, total = totals.get(str(j), (0, 0))
         vocabs.append(FieldVocabulary(
@@ -156,12 +162,9 @@ def _place_shards(ranges: list[dict], work: str, out_dir: str, compression: str,
         parts = [(f, n) for w in ranges for f, n in
                  zip(w["splits"][name]["files"], w["splits"][name]["rows"])]
         kept = [(f, n) for f, n in parts if n] or parts[:1]
-        shards[name], shard_rows[name] = [], []
-        for k, (f, n) in enumerate(kept):
-            final = f"{name}-{k:05d}{suffix}"
-            os.rename(os.path.join(work, f), os.path.join(out_dir, final))
-            shards[name].append(final)
-            shard_rows[name].append(n)
+        shards[name] = [f"{name}-{k:05d}{suffix}" for k in range(len(kept))]
+        shard_rows[name] = [n for _, n in kept]
+        output.rename([f"{work}/{f}" for f, _ in kept], [f"{out_dir}/{f}" for f in shards[name]])
         rows[name] = sum(shard_rows[name])
         positives[name] = sum(w["splits"][name]["positives"] for w in ranges)
     return WrittenSplits(shards, shard_rows, rows, positives, record_bytes)

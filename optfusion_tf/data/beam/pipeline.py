@@ -19,24 +19,21 @@ import sys
 from typing import Any, Iterable, Iterator
 
 import apache_beam as beam
-from apache_beam.io.filesystems import FileSystems
 
-from optfusion_tf.data.beam import stages
+from optfusion_tf.data.beam import output, stages
 from optfusion_tf.data.beam.options import BeamOptions
 from optfusion_tf.data.beam.ranges import InputRange
 from optfusion_tf.data.errors import DataError
 from optfusion_tf.data.vocabulary import read_vocab
 
-LOG_FILE = "beam.log"
-
 def write_json(path: str, value: Any) -> None:
     """Writes `value` as JSON to `path` (any Beam filesystem)."""
-    with FileSystems.create(path) as f:
+    with output.create(path) as f:
         f.write(json.dumps(value).encode("utf-8"))
 
 
 def read_json(path: str) -> Any:
-    with FileSystems.open(path) as f:
+    with output.open_file(path) as f:
         return json.loads(f.read().decode("utf-8"))
 
 
@@ -77,7 +74,7 @@ def _run(options: BeamOptions, build, log_path: str) -> None:
 
 
 def count_lines(ranges: list[InputRange], plan: stages.Plan, work_dir: str,
-                options: BeamOptions) -> None:
+                options: BeamOptions, log_path: str) -> None:
     """Pipeline 1: writes lines.json ({range index: data lines}) into `work_dir`."""
     out = f"{work_dir}/lines.json"
     _run(options, lambda p: (
@@ -86,7 +83,7 @@ def count_lines(ranges: list[InputRange], plan: stages.Plan, work_dir: str,
         | "lines" >> beam.Map(stages.count_range_lines, plan)
         | "collect" >> beam.combiners.ToList()
         | "write" >> beam.Map(lambda pairs: write_json(out, dict(pairs)))
-    ), f"{work_dir}/{LOG_FILE}")
+    ), log_path)
 
 
 def _field_total(item: tuple[tuple[int, str], tuple[int, int]]) -> tuple[int, tuple[int, int]]:
@@ -101,7 +98,7 @@ def _write_kept(item: tuple[int, Iterable[tuple[str, int, int]]], work_dir: str)
 
 
 def count_keys(starts: list[stages.RangeStart], plan: stages.Plan, min_counts: list[int],
-               work_dir: str, options: BeamOptions) -> None:
+               work_dir: str, options: BeamOptions, log_path: str) -> None:
     """Pipeline 2: writes ranges.json (RangeSummary dicts), fields.json ({field: [distinct,
     total count]}) and kept-<field>.json ([[key, count]] in id order) into `work_dir`."""
 
@@ -138,7 +135,7 @@ def count_keys(starts: list[stages.RangeStart], plan: stages.Plan, min_counts: l
             | "write kept" >> beam.Map(_write_kept, work_dir)
         )
 
-    _run(options, build, f"{work_dir}/{LOG_FILE}")
+    _run(options, build, log_path)
 
 
 class _WriteRange(beam.DoFn):
@@ -153,16 +150,19 @@ class _WriteRange(beam.DoFn):
     def setup(self) -> None:
         self._lookups = []
         for path in self._vocab_paths:
-            vocab = read_vocab(path)
+            with output.open_file(path) as stream:
+                vocab = read_vocab(path, stream)
             self._lookups.append(dict(zip(vocab["value"].tolist(), vocab["id"].tolist())))
 
     def process(self, start: stages.RangeStart):
-        yield stages.write_range(start, self._plan, self._lookups, self._oov_ids, *self._out)
+        yield stages.write_range(
+            start, self._plan, self._lookups, self._oov_ids, *self._out, create=output.create
+        )
 
 
 def write_examples(starts: list[stages.RangeStart], plan: stages.Plan, vocab_paths: list[str],
                    oov_ids: list[int], work_dir: str, compression: str, records_per_shard: int,
-                   options: BeamOptions) -> None:
+                   options: BeamOptions, log_path: str) -> None:
     """Pipeline 3: writes every range's shards and their list (written.json) into `work_dir`."""
     out_dir, written = work_dir, f"{work_dir}/written.json"
     _run(options, lambda p: (
@@ -172,4 +172,4 @@ def write_examples(starts: list[stages.RangeStart], plan: stages.Plan, vocab_pat
                                             records_per_shard))
         | "collect" >> beam.combiners.ToList()
         | "write list" >> beam.Map(lambda w: write_json(written, w))
-    ), f"{work_dir}/{LOG_FILE}")
+    ), log_path)

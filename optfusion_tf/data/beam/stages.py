@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 from itertools import repeat
-from typing import Any, Iterator
+from typing import Any, BinaryIO, Callable, Iterator
 
 import numpy as np
 
@@ -169,19 +169,22 @@ def write_range(
     out_dir: str,
     compression: str,
     records_per_shard: int,
+    create: Callable[[str], BinaryIO] | None = None,
 ) -> dict[str, Any]:
     """Pass 3 over one range: writes `<split>-r<index>-<k>.tfrecord[.gz]` into `out_dir`.
 
     Args:
         lookups: per field, key -> global id (kept keys).
         oov_ids: per field, the OOV id (the largest global id of the field).
+        create: opens a shard for binary writing (default: a local file).
     Returns:
         {"index": range index, "splits": {split: {"files": [...], "rows": [...],
         "positives": n}}}.
     """
     name = f"r{start.range.index:06d}"
     writers = [
-        ShardWriter(out_dir, f"{s}-{name}", compression, records_per_shard) for s in split.SPLITS
+        ShardWriter(out_dir, f"{s}-{name}", compression, records_per_shard, create)
+        for s in split.SPLITS
     ]
     positives = [0] * len(split.SPLITS)
     encoder = ExampleEncoder(oov_ids)
