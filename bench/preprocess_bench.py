@@ -1,6 +1,7 @@
 """Preprocessing and reading throughput on synthetic Criteo-format files (issue 2's figures).
 
-    python bench/preprocess_bench.py [--sizes=1000000,4000000] [--workdir=bench/out] [--workers=N]
+    python bench/preprocess_bench.py [--sizes=1000000,4000000] [--beam_sizes=1000000]
+        [--workdir=bench/out] [--workers=N]
 
 For each size: writes (once, cached in --workdir) a demo Criteo file of that many rows, runs
 dataprocess/criteo2TF.py on it as a subprocess and reports end-to-end rows/s (process start to
@@ -9,12 +10,15 @@ workers, sampled every 20 ms with psutil) and the CPU time used (main process + 
 shared machine, CPU time per row is the figure that does not depend on the load). Then it
 reads the largest dataset's training split with make_dataset at batch 4096, shuffled and not,
 and reports examples/s. First it measures the fixed cost (`--help`, and a 1,000-row file end to
-end). The last line printed is one JSON object with every figure, the machine's load average
-included.
+end). For each of --beam_sizes it runs the one-machine path and `--runner=beam` (Beam's
+DirectRunner, --workers processes) on the same file, one after the other, and reports both and
+Beam's rows/s and peak RSS as ratios of the one-machine path's. The last line printed is one
+JSON object with every figure, the machine's load average included.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import resource
@@ -36,6 +40,13 @@ flags.DEFINE_list("sizes", ["1000000", "4000000"], "Rows of the synthetic files.
 flags.DEFINE_string("workdir", "bench/out", "Where raw files and datasets go (git-ignored).")
 flags.DEFINE_integer("workers", None, "Passed to criteo2TF --workers (default: its default).")
 flags.DEFINE_integer("seed", 7, "Seed of the synthetic data.")
+flags.DEFINE_list(
+    "beam_sizes",
+    ["1000000"],
+    "Rows of the files also preprocessed with --runner=beam (Beam's DirectRunner, --workers "
+    "processes), next to the one-machine path on the same file (empty: none; skipped with a "
+    "message without the beam extra).",
+)
 flags.DEFINE_integer(
     "reader_batches", 400, "Batches of 4096 read per reader measurement (after 20 warm-up)."
 )
@@ -58,15 +69,16 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def preprocess_once(raw: str, out: str) -> dict[str, float]:
-    """Runs criteo2TF on `raw`; returns wall seconds, CPU seconds (the process and its workers)
-    and peak tree RSS (MiB)."""
+def preprocess_once(raw: str, out: str, extra: Sequence[str] = ()) -> dict[str, float]:
+    """Runs criteo2TF on `raw` (with the flags `extra`); returns wall seconds, CPU seconds (the
+    process and its workers) and peak tree RSS (MiB)."""
     cmd = [
         sys.executable,
         os.path.join(REPO, "dataprocess", "criteo2TF.py"),
         f"--dataset={raw}",
         f"--record={out}",
         "--overwrite",
+        *extra,
     ]
     if FLAGS.workers is not None:
         cmd.append(f"--workers={FLAGS.workers}")
@@ -126,6 +138,44 @@ def reader_throughput(dataset_dir: str, shuffle: bool) -> float:
     return n / (time.monotonic() - start)
 
 
+def raw_file(size: int) -> str:
+    """The cached synthetic Criteo file of `size` rows (written on first use)."""
+    raw = os.path.join(FLAGS.workdir, f"demo_criteo_{size}_{FLAGS.seed}.txt")
+    if not os.path.exists(raw):
+        print(f"writing {raw} ...", flush=True)
+        write_demo_criteo(raw + ".partial", size, FLAGS.seed)
+        os.replace(raw + ".partial", raw)
+    return raw
+
+
+def measured(run: dict[str, float], size: int) -> dict[str, float]:
+    """`run` with rows/s and CPU microseconds per row, rounded."""
+    run = {**run, "rows_per_s": size / run["seconds"],
+           "cpu_us_per_row": run["cpu_seconds"] / size * 1e6}
+    return {k: round(v, 2) for k, v in run.items()}
+
+
+def beam_against_local(size: int) -> dict[str, object]:
+    """--runner=beam and the one-machine path on the same `size`-row file, one after the
+    other: both figures, and Beam's rows/s and peak RSS as ratios of the one-machine path's."""
+    if importlib.util.find_spec("apache_beam") is None:
+        print('beam: skipped, the beam extra is not installed (pip install -e ".[beam]")')
+        return {"skipped": "apache-beam not installed"}
+    raw = raw_file(size)
+    local = measured(preprocess_once(raw, os.path.join(FLAGS.workdir, f"criteo_{size}")), size)
+    beam = measured(preprocess_once(raw, os.path.join(FLAGS.workdir, f"criteo_beam_{size}"),
+                                    ["--runner=beam"]), size)
+    ratios = {
+        "rows_per_s_ratio": round(beam["rows_per_s"] / local["rows_per_s"], 3),
+        "peak_rss_ratio": round(beam["peak_rss_mib"] / local["peak_rss_mib"], 3),
+    }
+    print(f"{size:,} rows with --runner=beam (DirectRunner): {beam['rows_per_s']:,.0f} rows/s, "
+          f"peak RSS {beam['peak_rss_mib']:.0f} MiB, {beam['cpu_us_per_row']:.1f} us CPU per row; "
+          f"one machine {local['rows_per_s']:,.0f} rows/s, {local['peak_rss_mib']:.0f} MiB, "
+          f"{local['cpu_us_per_row']:.1f} us CPU per row", flush=True)
+    return {"beam": beam, "local": local, **ratios}
+
+
 def main(argv: Sequence[str]) -> None:
     del argv
     os.makedirs(FLAGS.workdir, exist_ok=True)
@@ -138,22 +188,17 @@ def main(argv: Sequence[str]) -> None:
           f"{result['startup']['rows_1000_seconds']:.2f} s end to end", flush=True)
     largest = None
     for size in sorted(int(s) for s in FLAGS.sizes):
-        raw = os.path.join(FLAGS.workdir, f"demo_criteo_{size}_{FLAGS.seed}.txt")
-        if not os.path.exists(raw):
-            print(f"writing {raw} ...", flush=True)
-            write_demo_criteo(raw + ".partial", size, FLAGS.seed)
-            os.replace(raw + ".partial", raw)
         out = os.path.join(FLAGS.workdir, f"criteo_{size}")
-        run = preprocess_once(raw, out)
-        run["rows_per_s"] = size / run["seconds"]
-        run["cpu_us_per_row"] = run["cpu_seconds"] / size * 1e6
-        result[f"preprocess_{size}"] = {k: round(v, 2) for k, v in run.items()}
+        run = measured(preprocess_once(raw_file(size), out), size)
+        result[f"preprocess_{size}"] = run
         print(
             f"{size:,} rows: {run['seconds']:.1f} s, {run['rows_per_s']:,.0f} rows/s, "
             f"peak RSS {run['peak_rss_mib']:.0f} MiB",
             flush=True,
         )
         largest = out
+    for size in sorted(int(s) for s in FLAGS.beam_sizes):
+        result[f"beam_{size}"] = beam_against_local(size)
     sizes = sorted(int(s) for s in FLAGS.sizes)
     if len(sizes) >= 2:
         small, big = result[f"preprocess_{sizes[0]}"], result[f"preprocess_{sizes[-1]}"]

@@ -260,3 +260,9 @@ def test_cli_runs_beam_and_refuses_beam_flags_without_it(tmp_path):
     assert refused.returncode == 1
     assert "--beam_runner: only used with --runner=beam" in refused.stderr
     assert not (tmp_path / "ds2").exists()
+    a_glob = subprocess.run(
+        cli + [f"--dataset={tmp_path}/*.txt", f"--record={tmp_path / 'ds3'}"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert a_glob.returncode == 1
+    assert "*.txt: a glob of several files needs --runner=beam" in a_glob.stderr

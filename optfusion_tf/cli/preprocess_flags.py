@@ -14,6 +14,7 @@ directory behind.
 from __future__ import annotations
 
 import dataclasses
+import glob
 import os
 import signal
 import sys
@@ -165,6 +166,10 @@ def run_preprocess(kind: str, argv: Sequence[str], csv_options: CsvOptions | Non
             given = [f"--{name}" for name in BEAM_FLAGS if FLAGS[name].present]
             if given:
                 raise app.UsageError(f"{', '.join(given)}: only used with --runner=beam")
+            if glob.has_magic(FLAGS.dataset) and not os.path.exists(FLAGS.dataset):
+                raise app.UsageError(
+                    f"--dataset={FLAGS.dataset}: a glob of several files needs --runner=beam"
+                )
             stats = preprocess(kind, FLAGS.dataset, FLAGS.record, options, csv_options)
     except DataError as e:
         print(f"{program}: error: {e}", file=sys.stderr)

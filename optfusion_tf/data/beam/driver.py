@@ -25,7 +25,7 @@ from optfusion_tf.data.bad_rows import REASONS, BadRowLog
 from optfusion_tf.data.beam import output, pipeline
 from optfusion_tf.data.beam.options import BeamOptions
 from optfusion_tf.data.beam.pipeline import read_json
-from optfusion_tf.data.beam.ranges import first_line, list_inputs, plan_ranges
+from optfusion_tf.data.beam.ranges import InputRange, first_line, list_inputs, plan_ranges
 from optfusion_tf.data.beam.stages import Plan, range_starts
 from optfusion_tf.data.errors import BadRowError
 from optfusion_tf.data.example_encoding import ExampleEncoder
@@ -78,12 +78,27 @@ def preprocess_beam(
         check_output_dir(record_dir, o.overwrite, local_input)
     ranges = plan_ranges(files, beam_options.range_bytes)
     plan = Plan(fmt, tuple(o.ratio), o.seed, o.vocab_scope == "all", o.block_bytes)
-    min_counts = field_min_counts(fmt, o.threshold)
     logging.info("preprocessing %s (%s, %d fields, %d files, %d ranges) with Beam's %s -> %s",
                  input_pattern, fmt.dataset, len(fmt.fields), len(files), len(ranges),
                  beam_options.runner, record_dir)
     log_fd, log_path = tempfile.mkstemp(prefix="optfusion_beam_", suffix=".log")
     os.close(log_fd)
+    try:
+        stats = _run_passes(fmt, input_pattern, record_dir, o, beam_options, log_path, ranges,
+                            plan, local_input)
+    except BaseException:
+        logging.warning("Beam's own log of this run: %s", log_path)
+        raise
+    os.remove(log_path)
+    log_written(record_dir, stats, time.monotonic() - start)
+    return stats
+
+
+def _run_passes(fmt: RawFormat, input_pattern: str, record_dir: str, o: PreprocessOptions,
+                beam_options: BeamOptions, log_path: str, ranges: list[InputRange], plan: Plan,
+                local_input: str | None) -> DatasetStats:
+    """The three pipelines and the driver's work between them; returns the written stats."""
+    min_counts = field_min_counts(fmt, o.threshold)
     with output.output_dir(record_dir, o.overwrite, local_input) as tmp:
         work = f"{tmp}/{_WORK}"
         output.mkdirs(work)
@@ -115,8 +130,6 @@ def preprocess_beam(
         stats = dataset_stats(fmt, infos, written, o, recorded_input, total, blank, bad)
         with output.create(f"{tmp}/{STATS_FILE}") as f:
             f.write(stats.to_json().encode("utf-8"))
-    os.remove(log_path)
-    log_written(record_dir, stats, time.monotonic() - start)
     return stats
 
 
