@@ -86,14 +86,38 @@ def count_lines(ranges: list[InputRange], plan: stages.Plan, work_dir: str,
     ), log_path)
 
 
-def _field_total(item: tuple[tuple[int, str], tuple[int, int]]) -> tuple[int, tuple[int, int]]:
-    (j, _), (count, _) = item
-    return j, (int(count > 0), count)
+class _MergeKeyCounts(beam.CombineFn):
+    """Merges a field bucket's KeyCounts over ranges: key -> [count, least first position]."""
+
+    def create_accumulator(self) -> dict[str, list[int]]:
+        return {}
+
+    def add_input(self, merged: dict[str, list[int]], part: stages.KeyCounts):
+        return stages.merge_key_counts(merged, part.keys, part.counts, part.positions)
+
+    def merge_accumulators(self, accumulators: Iterable[dict[str, list[int]]]):
+        merged, *others = sorted(accumulators, key=len, reverse=True)
+        for other in others:
+            pairs = list(other.values())
+            stages.merge_key_counts(merged, other.keys(), [c for c, _ in pairs],
+                                    [p for _, p in pairs])
+        return merged
+
+    def extract_output(self, merged: dict[str, list[int]]) -> dict[str, list[int]]:
+        return merged
 
 
-def _write_kept(item: tuple[int, Iterable[tuple[str, int, int]]], work_dir: str) -> None:
-    j, keys = item
-    ordered = sorted(keys, key=lambda k: (-k[1], k[2]))
+def _bucket_totals(item: tuple[tuple[int, int], dict[str, list[int]]]
+                   ) -> tuple[int, tuple[int, int]]:
+    """(field, (distinct keys with a count, total count)) of one merged bucket."""
+    (j, _), merged = item
+    counts = [c for c, _ in merged.values()]
+    return j, (sum(1 for c in counts if c > 0), sum(counts))
+
+
+def _write_kept(item: tuple[int, Iterable[list[tuple[str, int, int]]]], work_dir: str) -> None:
+    j, buckets = item
+    ordered = sorted((k for bucket in buckets for k in bucket), key=lambda k: (-k[1], k[2]))
     write_json(f"{work_dir}/kept-{j:04d}.json", [[key, count] for key, count, _ in ordered])
 
 
@@ -117,20 +141,25 @@ def count_keys(starts: list[stages.RangeStart], plan: stages.Plan, min_counts: l
         merged = (
             counted
             | "keys" >> beam.FlatMap(lambda c: c[0])
-            | "merge" >> beam.CombinePerKey(stages.merge_counts)
+            | "merge" >> beam.CombinePerKey(_MergeKeyCounts())
         )
         (
             merged
-            | "field totals" >> beam.Map(_field_total)
+            | "field totals" >> beam.Map(_bucket_totals)
             | "sum totals" >> beam.CombinePerKey(lambda v: tuple(map(sum, zip(*v))))
             | "collect totals" >> beam.combiners.ToList()
             | "write totals" >> beam.Map(
                 lambda t: write_json(f"{work_dir}/fields.json", {str(j): v for j, v in t}))
         )
+
+        def kept(item: tuple[tuple[int, int], dict[str, list[int]]]):
+            (j, _), merged = item
+            least = max(min_counts[j], 1)
+            return j, [(k, c, p) for k, (c, p) in merged.items() if c >= least]
+
         (
             merged
-            | "kept" >> beam.Filter(lambda kv: kv[1][0] >= max(min_counts[kv[0][0]], 1))
-            | "by field" >> beam.Map(lambda kv: (kv[0][0], (kv[0][1], kv[1][0], kv[1][1])))
+            | "kept" >> beam.Map(kept)
             | "group" >> beam.GroupByKey()
             | "write kept" >> beam.Map(_write_kept, work_dir)
         )

@@ -15,8 +15,9 @@
 from __future__ import annotations
 
 import dataclasses
+import zlib
 from itertools import repeat
-from typing import Any, BinaryIO, Callable, Iterator
+from typing import Any, BinaryIO, Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -29,6 +30,9 @@ from optfusion_tf.data.tfrecord_writer import ShardWriter, frame_records
 from optfusion_tf.data.vocabulary import ValueCounter
 
 POSITION_BITS = 40  # first-seen ranks within a range stay below 2**40
+# Keys are counted in buckets of a field (one shuffle element per bucket and range, not per
+# key): few elements for the runner to move, and no bucket too large for one worker.
+KEY_BUCKETS = 256
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,12 +123,13 @@ class RangeSummary:
 
 def count_range(
     start: RangeStart, plan: Plan
-) -> tuple[list[tuple[tuple[int, str], tuple[int, int]]], RangeSummary]:
+) -> tuple[list[tuple[tuple[int, int], KeyCounts]], RangeSummary]:
     """Pass 2 over one range.
 
     Returns:
-        ([((field index, key), (scope count, first position)) for every distinct key of every
-        field], the range's summary).
+        ([((field index, key bucket), KeyCounts of the bucket's keys in this range)], the
+        range's summary). A key's bucket is a stable hash of it (`key_bucket`), so a key falls
+        in the same bucket in every range.
     """
     counters = [ValueCounter() for _ in plan.fmt.fields]
     bad: dict[str, list[Any]] = {}
@@ -141,24 +146,53 @@ def count_range(
         for counter, uniques, counts in zip(counters, counted.uniques, counted.counts):
             counter.add(uniques, counts)
     base = start.range.index << POSITION_BITS
-    keys = []
+    parts = []
     for j, counter in enumerate(counters):
         values, counts = counter.keys_and_counts()
-        ranked = enumerate(zip(values, counts.tolist()))
-        keys += [((j, key), (n, base + rank)) for rank, (key, n) in ranked]
+        buckets = np.fromiter(map(key_bucket, values), np.int64, len(values))
+        keys = np.array(values, dtype=object)
+        for b in np.unique(buckets).tolist():
+            rank = np.flatnonzero(buckets == b)
+            parts.append(((j, b), KeyCounts(keys[rank].tolist(), counts[rank].tolist(),
+                                            (base + rank).tolist())))
     summary = RangeSummary(
         start.range.index, start.range.path, lines, blank, bad, split_rows.tolist()
     )
-    return keys, summary
+    return parts, summary
 
 
-def merge_counts(values: Any) -> tuple[int, int]:
-    """Combines (count, first position) pairs: counts add up, the first position is the least."""
-    total, first = 0, None
-    for count, position in values:
-        total += count
-        first = position if first is None else min(first, position)
-    return total, first
+def key_bucket(key: str) -> int:
+    """A stable hash of `key` in [0, KEY_BUCKETS) (Python's str hash differs per process)."""
+    return zlib.crc32(key.encode("utf-8", "surrogatepass")) % KEY_BUCKETS
+
+
+@dataclasses.dataclass(frozen=True)
+class KeyCounts:
+    """Some keys of one field, with their counts in the vocabulary scope and first positions.
+
+    Attributes:
+        keys: the keys.
+        counts: each key's count.
+        positions: each key's first position ((range index << POSITION_BITS) + first-seen rank).
+    """
+
+    keys: list[str]
+    counts: list[int]
+    positions: list[int]
+
+
+def merge_key_counts(merged: dict[str, list[int]], keys: Iterable[str], counts: Iterable[int],
+                     positions: Iterable[int]) -> dict[str, list[int]]:
+    """Adds keys to `merged` (key -> [total count, least first position]); returns it."""
+    for key, count, position in zip(keys, counts, positions):
+        seen = merged.get(key)
+        if seen is None:
+            merged[key] = [count, position]
+        else:
+            seen[0] += count
+            if position < seen[1]:
+                seen[1] = position
+    return merged
 
 
 def write_range(
