@@ -117,6 +117,26 @@ def test_failure_mid_pipeline_leaves_no_directory(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_failure_in_the_last_pass_leaves_no_directory(tmp_path, monkeypatch):
+    """A worker fails after the vocabularies and some shards were written: nothing remains."""
+    raw = write_demo_criteo(str(tmp_path / "raw.txt"), 3_000, seed=1)
+    from optfusion_tf.data.beam import stages
+
+    real = stages.write_range
+
+    def failing(start, *args, **kwargs):
+        written = real(start, *args, **kwargs)
+        if start.range.index == 2:
+            raise DataError("raw.txt: disk full (injected)")
+        return written
+
+    monkeypatch.setattr(stages, "write_range", failing)
+    with pytest.raises(DataError, match=r"disk full \(injected\)"):
+        preprocess_beam("criteo", raw, str(tmp_path / "out" / "ds"), LOCAL,
+                        beam_options=BeamOptions(range_bytes=100_000))
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_glob_of_gzip_and_plain_parts_is_one_input_in_path_order(tmp_path):
     raw = write_demo_criteo(str(tmp_path / "whole.txt"), 3_000, seed=2)
     lines = open(raw, "rb").read().splitlines(keepends=True)
