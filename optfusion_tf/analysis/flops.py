@@ -30,7 +30,7 @@ def analytic_flops_per_sample(model: OptFusionModel) -> int:
     for plan in model.graph:
         k = len(plan.inputs)
         gated = plan.masked or plan.unfed
-        if plan.node == OUTPUT and model._concat_into_logit:
+        if plan.node == OUTPUT and model.concat_into_logit:
             # CONCAT and Dense(1) as one [K * W] -> 1 map (ConcatFusion.through_linear_head):
             # 2 * K * W + 1 in all, of which the Dense(1)'s 2 * W + 1 is counted above
             total += 2 * (k - 1) * width

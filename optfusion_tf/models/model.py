@@ -156,6 +156,12 @@ class OptFusionModel(GroupedOptimizerModel):
             isinstance(self.fusions.get(OUTPUT), ConcatFusion) and operation_norm == "none"
         )
 
+    @property
+    def concat_into_logit(self) -> bool:
+        """Whether O = CONCAT and the logit layer run as one linear map (fixed modes without
+        operation norm; see ConcatFusion.through_linear_head)."""
+        return self._concat_into_logit
+
     # ---- structure -------------------------------------------------------------------------
 
     @property
