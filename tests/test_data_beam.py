@@ -156,6 +156,24 @@ def test_a_glob_of_gzip_and_plain_parts_is_one_input_in_path_order(tmp_path):
                                       load_split(str(tmp_path / "beam"), name)[0])
 
 
+def test_export_of_a_model_on_beam_output_of_a_glob_has_raw_examples(tmp_path):
+    """Training and export read Beam's output unchanged; the raw request examples (and the
+    predict_raw check) come from the glob's first file."""
+    sys.path.insert(0, os.path.dirname(__file__))
+    from test_export_helpers import make_retrain_run
+
+    from optfusion_tf.export.savedmodel import export_savedmodel
+
+    raw = write_demo_criteo(str(tmp_path / "whole.txt"), 4_000, seed=8)
+    lines = open(raw, "rb").read().splitlines(keepends=True)
+    (tmp_path / "part_0.txt").write_bytes(b"".join(lines[:2500]))
+    (tmp_path / "part_1.txt").write_bytes(b"".join(lines[2500:]))
+    preprocess_beam("criteo", str(tmp_path / "part_*.txt"), str(tmp_path / "ds"), LOCAL)
+    run = make_retrain_run(tmp_path / "run", tmp_path / "ds", "hard")
+    result = export_savedmodel(run, str(tmp_path / "export"))
+    assert result.raw_example and result.max_abs_diff <= 1e-5
+
+
 def test_csv_with_header_and_quoted_cells(tmp_path):
     rng = random.Random(0)
     rows = ["clicked,user,ad,price"] + [

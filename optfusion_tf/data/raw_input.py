@@ -10,6 +10,7 @@ and a gzip file into `RawBlock`s.
 from __future__ import annotations
 
 import dataclasses
+import glob
 import gzip
 import mmap
 import os
@@ -77,6 +78,21 @@ class FileSlice:
             raise DataError(f"{self.path}: the file changed while it was being read")
         data = data if data.endswith(b"\n") else data + b"\n"
         return RawBlock(data, self.first_line, self.n_lines)
+
+
+def input_files(path: str) -> list[str]:
+    """[`path`], or for a glob (stats.json's input_path of a `--runner=beam` run over many
+    files) the files it matches, in path order: one input, as Beam reads it.
+
+    Raises:
+        DataError: a glob that matches no file.
+    """
+    if os.path.exists(path) or not glob.has_magic(path):
+        return [path]
+    matches = sorted(glob.glob(path))
+    if not matches:
+        raise DataError(f"{path}: no input file matches")
+    return matches
 
 
 def open_raw(path: str) -> BinaryIO:

@@ -28,7 +28,7 @@ import numpy as np
 from optfusion_tf.data.block_parser import parse_block
 from optfusion_tf.data.errors import DataError
 from optfusion_tf.data.preprocess import raw_format
-from optfusion_tf.data.raw_input import iter_blocks
+from optfusion_tf.data.raw_input import input_files, iter_blocks
 from optfusion_tf.data.reader import make_dataset
 from optfusion_tf.data.split import SPLITS, SplitAssigner
 from optfusion_tf.data.stats import DatasetStats
@@ -105,13 +105,16 @@ def write_request_example(path: str, rows: ExampleRows, count: int) -> None:
 
 
 def _raw_lines(stats: DatasetStats, split: str, columns: dict[str, str], count: int) -> list[dict[str, str]]:
-    """Raw values of the first `count` valid lines of `split` in stats.input_path."""
-    fmt = raw_format(stats.dataset, stats.input_path)
+    """Raw values of the first `count` valid lines of `split` in stats.input_path (the files
+    of a glob in path order, each with its header)."""
+    paths = input_files(stats.input_path)
+    fmt = raw_format(stats.dataset, paths[0])
     wanted = SPLITS.index(split)
     assigner = SplitAssigner(stats.ratio, stats.seed)
     quoting = csv.QUOTE_MINIMAL if fmt.quoting else csv.QUOTE_NONE
     rows: list[dict[str, str]] = []
-    for block in iter_blocks(stats.input_path, skip_lines=int(fmt.has_header)):
+    blocks = (b for path in paths for b in iter_blocks(path, skip_lines=int(fmt.has_header)))
+    for block in blocks:
         parsed = parse_block(block, fmt)
         splits = assigner.next(parsed.n_lines)
         lines = block.data.split(b"\n")
