@@ -137,6 +137,22 @@ def test_failure_in_the_last_pass_leaves_no_directory(tmp_path, monkeypatch):
     assert not (tmp_path / "out").exists()
 
 
+def test_other_pipeline_errors_are_one_line_with_the_traceback_in_the_log(tmp_path, monkeypatch):
+    raw = write_demo_criteo(str(tmp_path / "raw.txt"), 500, seed=1)
+    from optfusion_tf.data.beam import stages
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(stages, "count_range_lines", broken)
+    with pytest.raises(DataError, match=r"Beam's DirectRunner failed: RuntimeError: boom") as e:
+        preprocess_beam("criteo", raw, str(tmp_path / "out" / "ds"), LOCAL)
+    log = str(e.value).rsplit("the traceback is in ", 1)[1].rstrip(")")
+    assert "Traceback" in open(log).read()
+    os.remove(log)
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_glob_of_gzip_and_plain_parts_is_one_input_in_path_order(tmp_path):
     raw = write_demo_criteo(str(tmp_path / "whole.txt"), 3_000, seed=2)
     lines = open(raw, "rb").read().splitlines(keepends=True)

@@ -16,6 +16,7 @@ import logging
 import os
 import re
 import sys
+import traceback
 from typing import Any, Iterable, Iterator
 
 import apache_beam as beam
@@ -70,7 +71,13 @@ def _run(options: BeamOptions, build, log_path: str) -> None:
         found = re.search(r"DataError: (.+)", str(e))
         if found:
             raise DataError(found.group(1).split(" [while running")[0]) from e
-        raise
+        with open(log_path, "a", encoding="utf-8") as log:
+            traceback.print_exc(file=log)
+        lines = [line for line in str(e).strip().splitlines() if line.strip()]
+        raise DataError(
+            f"Beam's {options.runner} failed: {type(e).__name__}: "
+            f"{lines[-1] if lines else ''} (the traceback is in {log_path})"
+        ) from e
 
 
 def count_lines(ranges: list[InputRange], plan: stages.Plan, work_dir: str,
