@@ -98,6 +98,44 @@ def test_bad_rows_are_counted_as_on_one_machine(tmp_path):
     _same_dataset(str(tmp_path / "local"), str(tmp_path / "beam"))
 
 
+def test_bad_row_lines_count_the_header(tmp_path):
+    rows = ["id,click,hour,site"] + [f"{i},{i % 2},14102100,s{i % 3}" for i in range(20)]
+    rows[4] = "3,7,14102100,s0"  # bad_label on line 5 (the header is line 1)
+    raw = tmp_path / "av.csv"
+    raw.write_text("\n".join(rows) + "\n")
+    local = preprocess("avazu", str(raw), str(tmp_path / "local"), LOCAL)
+    for range_bytes in (64 << 20, 30):
+        beam = preprocess_beam("avazu", str(raw), str(tmp_path / f"beam{range_bytes}"), LOCAL,
+                               beam_options=BeamOptions(range_bytes=range_bytes))
+        assert beam.bad_rows == local.bad_rows
+        assert beam.bad_rows["bad_label"]["first_lines"] == [5]
+
+
+def test_glob_files_must_share_the_header_and_may_start_empty(tmp_path):
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    (parts / "a.csv").write_text("")
+    (parts / "b.csv").write_text("id,click,hour,site\n1,0,14102100,x\n2,1,14102100,y\n")
+    (parts / "c.csv").write_text("id,click,hour,site\n3,1,14102101,x\n")
+    stats = preprocess_beam("avazu", str(parts / "*.csv"), str(tmp_path / "ok"), LOCAL)
+    assert stats.input_lines == 3
+    (parts / "d.csv").write_text("id,click,site,hour\n4,1,x,14102101\n")
+    with pytest.raises(DataError, match=r"d\.csv:1: header 'id,click,site,hour' differs from "
+                                        r".*b\.csv's 'id,click,hour,site'"):
+        preprocess_beam("avazu", str(parts / "*.csv"), str(tmp_path / "no"), LOCAL)
+    assert not (tmp_path / "no").exists()
+
+
+def test_bad_arguments_are_refused_as_on_one_machine(tmp_path):
+    raw = write_demo_criteo(str(tmp_path / "raw.txt"), 100, seed=1)
+    with pytest.raises(DataError, match=r"dataset kind must be one of"):
+        preprocess_beam("bogus", raw, str(tmp_path / "ds"), LOCAL)
+    with pytest.raises(DataError, match=r"is a directory, expected a raw data file"):
+        preprocess_beam("criteo", str(tmp_path), str(tmp_path / "ds"), LOCAL)
+    with pytest.raises(DataError, match=r"input file not found"):
+        preprocess_beam("criteo", str(tmp_path / "none_*.txt"), str(tmp_path / "ds"), LOCAL)
+
+
 def test_bad_row_error_names_the_first_bad_line_and_writes_nothing(tmp_path):
     raw = _bad_criteo(tmp_path / "bad.txt")
     options = dataclasses.replace(LOCAL, on_bad_row="error")
@@ -196,6 +234,8 @@ def test_csv_with_header_and_quoted_cells(tmp_path):
         f'{rng.randint(0, 1)},u{rng.randint(0, 40)},"a,{rng.randint(0, 9)}",{rng.random() * 9:.2f}'
         for _ in range(3_000)
     ]
+    rows[7] = '1,"u\r1","a\rb",1.5'  # lone CRs inside quoted cells (kept keys: twice)
+    rows[9] = '0,"u\r1","a\rb",2.5'
     raw = tmp_path / "clicks.csv"
     raw.write_text("\n".join(rows) + "\n")
     csv = CsvOptions(label_col="clicked", categorical_cols=("user", "ad"), numeric_cols=("price",))
@@ -256,12 +296,16 @@ def test_remote_input_and_output_directory(tmp_path):
     assert stats.input_path == "fakeremote://" + raw
     assert os.listdir(tmp_path / "bucket") == ["ds"]  # no temporary prefix left
     _same_dataset(str(tmp_path / "local"), str(tmp_path / "bucket" / "ds"), ignore=("input_path",))
-    with pytest.raises(DataError, match=r"bucket/ds: output directory already exists"):
+    with pytest.raises(DataError, match=r"bucket/ds: output directory exists"):
         preprocess_beam("criteo", raw, remote, LOCAL, beam_options=beam)
     options = dataclasses.replace(LOCAL, threshold=5, overwrite=True)
     preprocess_beam("criteo", raw, remote, options, beam_options=beam)
     assert DatasetStats.load(str(tmp_path / "bucket" / "ds")).threshold == 5
     assert os.listdir(tmp_path / "bucket") == ["ds"]
+    (tmp_path / "bucket" / "ds" / "NOTES.md").write_text("mine")  # not ours: never deleted
+    with pytest.raises(DataError, match=r"--overwrite replaces only .* also holds 'NOTES.md'"):
+        preprocess_beam("criteo", raw, remote, options, beam_options=beam)
+    assert (tmp_path / "bucket" / "ds" / "NOTES.md").read_text() == "mine"
     truncated = tmp_path / "truncated.gz"
     truncated.write_bytes(gzip.compress(open(raw, "rb").read())[:20_000])
     with pytest.raises(DataError, match=r"truncated\.gz: unreadable gzip input"):

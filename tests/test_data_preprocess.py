@@ -15,7 +15,7 @@ from optfusion_tf.data.errors import BadRowError, DataError
 from optfusion_tf.data.preprocess import CsvOptions, PreprocessOptions, preprocess
 from optfusion_tf.data.reader import load_split
 from optfusion_tf.data.stats import DatasetStats
-from optfusion_tf.data.vocabulary import batch_coverage, read_vocab
+from optfusion_tf.data.vocabulary import FieldVocabulary, batch_coverage, read_vocab, write_vocab
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 ALL_TRAIN = dict(ratio=(1.0, 0.0, 0.0), vocab_scope="all", workers=0)
@@ -417,6 +417,18 @@ def test_vocab_tsv_reads_back_with_pandas(tmp_path):
     assert path.read_text().splitlines()[0] == "value\tid\tcount"
     frame = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
     assert frame["value"].tolist() == read_vocab(str(path))["value"].tolist()
+
+
+def test_vocab_values_with_carriage_returns_read_back(tmp_path):
+    """A quoted CSV cell may hold a lone CR, which csv's QUOTE_MINIMAL leaves unquoted and every
+    CSV reader takes for a line end: the vocab file quotes it, so it reads back (the serving
+    lookup and --runner=beam read the ids from these files)."""
+    keys = ["a\rb", "\rx", "x\r", "\r\n", 'q"r', "\t", "", "n\nl", "plain"]
+    vocab = FieldVocabulary(keys, np.arange(len(keys)), np.zeros(0, np.int64), len(keys), 0)
+    write_vocab(str(tmp_path / "f.tsv"), vocab, 100)
+    frame = read_vocab(str(tmp_path / "f.tsv"))
+    assert frame["value"].tolist() == keys
+    assert frame["id"].tolist() == list(range(100, 100 + len(keys)))
 
 
 def test_crlf_line_ends_and_missing_final_newline(tmp_path):

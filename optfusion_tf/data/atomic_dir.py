@@ -61,16 +61,27 @@ def _not_a_dataset(path: str, input_path: str | None) -> str | None:
             return f"it holds the input file {input_path}"
     if not os.path.isfile(os.path.join(path, "stats.json")):
         return "it has no stats.json"
-    others = sorted(e for e in os.listdir(path) if not _DATASET_ENTRY.fullmatch(e))
-    if others:
-        return f"it also holds {', '.join(map(repr, others[:5]))}" + (" ..." if len(others) > 5 else "")
     vocab = os.path.join(path, "vocab")
-    if os.path.lexists(vocab):
-        if not os.path.isdir(vocab) or os.path.islink(vocab):
-            return "its vocab is not a directory"
-        stray = sorted(e for e in os.listdir(vocab) if not e.endswith(".tsv"))
-        if stray:
-            return f"its vocab/ also holds {', '.join(map(repr, stray[:5]))}"
+    if os.path.lexists(vocab) and (not os.path.isdir(vocab) or os.path.islink(vocab)):
+        return "its vocab is not a directory"
+    listed = os.listdir(path)
+    if os.path.isdir(vocab):
+        listed += [f"vocab/{e}" for e in os.listdir(vocab)]
+    return stray_entries(listed)
+
+
+def stray_entries(names: list[str]) -> str | None:
+    """What in a dataset directory's listing (names relative to it, vocab files as
+    "vocab/<name>") this package does not write, as a reason, or None."""
+    top = [n for n in names if "/" not in n]
+    others = sorted(e for e in top if not _DATASET_ENTRY.fullmatch(e))
+    if others:
+        more = " ..." if len(others) > 5 else ""
+        return f"it also holds {', '.join(map(repr, others[:5]))}{more}"
+    stray = sorted(n[len("vocab/"):] for n in names if "/" in n
+                   and not (n.startswith("vocab/") and n.count("/") == 1 and n.endswith(".tsv")))
+    if stray:
+        return f"its vocab/ also holds {', '.join(map(repr, stray[:5]))}"
     return None
 
 

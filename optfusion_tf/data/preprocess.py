@@ -90,7 +90,7 @@ def raw_format(
     Raises:
         DataError: unknown kind, empty input, or a header/column spec that does not fit.
     """
-    if kind not in DATASET_KINDS:
+    if kind not in DATASET_KINDS:  # before reading the input
         raise DataError(f"dataset kind must be one of {DATASET_KINDS}. Received: {kind!r}")
     return format_from_first_line(kind, read_first_line(input_path), input_path, csv_options)
 
@@ -99,6 +99,8 @@ def format_from_first_line(
     kind: str, first: str | None, input_path: str, csv_options: CsvOptions | None = None
 ) -> formats.RawFormat:
     """`raw_format` given the input's first line (`first`, None for an empty input)."""
+    if kind not in DATASET_KINDS:
+        raise DataError(f"dataset kind must be one of {DATASET_KINDS}. Received: {kind!r}")
     if first is None:
         raise DataError(f"{input_path}: empty input (no header, no rows)")
     if kind == "criteo":

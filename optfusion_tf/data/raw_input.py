@@ -165,8 +165,9 @@ def iter_stream_blocks(
     first_line: int = 1,
 ) -> Iterator[RawBlock]:
     """`iter_blocks` over an open binary stream (decompressed) whose first line is file line
-    `first_line`; `path` names it in errors."""
-    carry = _without_bom(_read(stream, len(UTF8_BOM), path))
+    `first_line` (a byte order mark is dropped only at line 1); `path` names it in errors."""
+    carry = _read(stream, len(UTF8_BOM), path)
+    carry = _without_bom(carry) if first_line == 1 else carry
     line_no = first_line
     while skip_lines:
         while skip_lines and b"\n" in carry:

@@ -9,8 +9,9 @@ ids into global ones by adding the field's offset.
 vocab/<field>.tsv has a header line `value<TAB>id<TAB>count` and one line per kept value, in id
 order, with its global id and its count in the vocabulary scope. A missing value (empty cell)
 is the value "" (an empty first column); the OOV id has no line (it is `oov_id` in
-stats.json). Values holding a tab, a newline or a double quote are double-quoted (csv
-QUOTE_MINIMAL); read the file with `read_vocab`.
+stats.json). Values holding a tab, a newline, a carriage return or a double quote are
+double-quoted (csv QUOTE_MINIMAL, which alone leaves a carriage return bare); read the file with
+`read_vocab`.
 """
 
 from __future__ import annotations
@@ -134,11 +135,28 @@ def write_vocab(
         }
     )
     options = dict(sep="\t", index=False, quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
-    if create is None:
-        frame.to_csv(path, **options)
+    if any("\r" in v for v in vocab.values):
+        # csv's QUOTE_MINIMAL leaves a lone carriage return unquoted (it is not in the line
+        # terminator), and every CSV reader takes it for a line end: quote such cells too.
+        rows = zip(vocab.values, frame["id"], frame["count"])
+        text = "\t".join(VOCAB_COLUMNS) + "\n" + "".join(
+            f"{_quoted(v)}\t{i}\t{n}\n" for v, i, n in rows
+        )
     else:
-        with create(path) as f:
-            f.write(frame.to_csv(**options).encode("utf-8"))
+        text = None
+    if create is None and text is None:
+        frame.to_csv(path, **options)
+        return
+    text = frame.to_csv(**options) if text is None else text
+    with (open(path, "wb") if create is None else create(path)) as f:
+        f.write(text.encode("utf-8"))
+
+
+def _quoted(value: str) -> str:
+    """`value` as a vocab file cell: QUOTE_MINIMAL's quoting, extended to carriage returns."""
+    if any(c in value for c in '\t\n\r"'):
+        return '"' + value.replace('"', '""') + '"'
+    return value
 
 
 def read_vocab(path: str, stream: BinaryIO | None = None) -> pd.DataFrame:

@@ -12,6 +12,7 @@ into place at the end, as on one machine (`atomic_dir`).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 import time
@@ -27,7 +28,7 @@ from optfusion_tf.data.beam.options import BeamOptions
 from optfusion_tf.data.beam.pipeline import read_json
 from optfusion_tf.data.beam.ranges import InputRange, first_line, list_inputs, plan_ranges
 from optfusion_tf.data.beam.stages import Plan, range_starts
-from optfusion_tf.data.errors import BadRowError
+from optfusion_tf.data.errors import BadRowError, DataError
 from optfusion_tf.data.example_encoding import ExampleEncoder
 from optfusion_tf.data.formats import RawFormat
 from optfusion_tf.data.options import PreprocessOptions
@@ -70,7 +71,8 @@ def preprocess_beam(
     """
     start = time.monotonic()
     files = list_inputs(input_pattern)
-    fmt = format_from_first_line(kind, first_line(files[0][0]), files[0][0], csv_options)
+    first, first_path = _first_line(files)
+    fmt = format_from_first_line(kind, first, first_path or input_pattern, csv_options)
     o = options
     record_dir = record_dir or default_record_dir(fmt.dataset, o.threshold)
     local_input = input_pattern if os.path.exists(input_pattern) else None
@@ -83,9 +85,10 @@ def preprocess_beam(
                  beam_options.runner, record_dir)
     log_fd, log_path = tempfile.mkstemp(prefix="optfusion_beam_", suffix=".log")
     os.close(log_fd)
+    run = _Run(input_pattern, record_dir, o, beam_options, log_path, ranges, plan, local_input,
+               first, first_path)
     try:
-        stats = _run_passes(fmt, input_pattern, record_dir, o, beam_options, log_path, ranges,
-                            plan, local_input)
+        stats = _run_passes(run)
     except BaseException:
         logging.warning("Beam's own log of this run: %s", log_path)
         raise
@@ -94,17 +97,35 @@ def preprocess_beam(
     return stats
 
 
-def _run_passes(fmt: RawFormat, input_pattern: str, record_dir: str, o: PreprocessOptions,
-                beam_options: BeamOptions, log_path: str, ranges: list[InputRange], plan: Plan,
-                local_input: str | None) -> DatasetStats:
+@dataclasses.dataclass(frozen=True)
+class _Run:
+    """What the passes of one `preprocess_beam` call share (its arguments, planned)."""
+
+    input_pattern: str
+    record_dir: str
+    options: PreprocessOptions
+    beam_options: BeamOptions
+    log_path: str
+    ranges: list[InputRange]
+    plan: Plan
+    local_input: str | None
+    header: str | None  # the input's first line
+    header_path: str | None  # its file
+
+
+def _run_passes(run: _Run) -> DatasetStats:
     """The three pipelines and the driver's work between them; returns the written stats."""
+    fmt, o, plan, ranges = run.plan.fmt, run.options, run.plan, run.ranges
+    input_pattern, beam_options, log_path = run.input_pattern, run.beam_options, run.log_path
     min_counts = field_min_counts(fmt, o.threshold)
-    with output.output_dir(record_dir, o.overwrite, local_input) as tmp:
+    with output.output_dir(run.record_dir, o.overwrite, run.local_input) as tmp:
         work = f"{tmp}/{_WORK}"
         output.mkdirs(work)
         logging.info("beam pass 1 of 3 (count lines)")
         pipeline.count_lines(ranges, plan, work, beam_options, log_path)
-        lines = {int(k): n for k, n in read_json(f"{work}/lines.json").items()}
+        found = {int(k): v for k, v in read_json(f"{work}/lines.json").items()}
+        _check_headers(ranges, found, run.header, run.header_path)
+        lines = {i: n for i, (n, _) in found.items()}
         starts = range_starts(ranges, lines, plan)
         logging.info("beam pass 2 of 3 (parse, count): %s lines", f"{sum(lines.values()):,}")
         pipeline.count_keys(starts, plan, min_counts, work, beam_options, log_path)
@@ -131,6 +152,27 @@ def _run_passes(fmt: RawFormat, input_pattern: str, record_dir: str, o: Preproce
         with output.create(f"{tmp}/{STATS_FILE}") as f:
             f.write(stats.to_json().encode("utf-8"))
     return stats
+
+
+def _first_line(files: list[tuple[str, int]]) -> tuple[str | None, str | None]:
+    """(first line, its file) of the first file that has one (empty files are skipped)."""
+    for path, size in files:
+        line = first_line(path) if size else None
+        if line is not None:
+            return line, path
+    return None, None
+
+
+def _check_headers(ranges: list[InputRange], found: dict[int, list], first: str | None,
+                   first_path: str | None) -> None:
+    """Every file's header must be the first file's (pass 1 read them)."""
+    for r in ranges:
+        header = found[r.index][1]
+        if header is not None and header != first:
+            raise DataError(
+                f"{r.path}:1: header {header!r} differs from {first_path}'s {first!r}; every "
+                "file of the input must have the same columns in the same order"
+            )
 
 
 def _bad_row_log(summaries: list[dict], input_pattern: str, on_bad_row: str) -> BadRowLog:

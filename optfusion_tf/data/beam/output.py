@@ -18,7 +18,7 @@ from typing import BinaryIO, Iterator
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from optfusion_tf.data.atomic_dir import atomic_output_dir
+from optfusion_tf.data.atomic_dir import atomic_output_dir, stray_entries
 from optfusion_tf.data.errors import DataError
 from optfusion_tf.data.stats import STATS_FILE
 
@@ -99,14 +99,16 @@ def output_dir(path: str, overwrite: bool, input_path: str | None) -> Iterator[s
 
 
 def _check_remote(path: str, overwrite: bool) -> list[str]:
-    """The files of an existing remote `path` (empty: none), refused without --overwrite or
-    when it is not a dataset directory (no stats.json)."""
+    """The files of an existing remote `path` (empty: none), refused without --overwrite or,
+    as a local one (`atomic_dir.check_output_dir`), when it is not a dataset directory this
+    package wrote: no stats.json, or other files (the input, say) beside ours."""
     old = listing(path)
     if old and not overwrite:
-        raise DataError(f"{path}: output directory already exists; pass --overwrite to replace it")
-    if old and STATS_FILE not in old:
+        raise DataError(f"{path}: output directory exists; pass --overwrite to replace it")
+    reason = "it has no stats.json" if STATS_FILE not in old else stray_entries(old)
+    if old and reason:
         raise DataError(
-            f"{path}: --overwrite refused: it is not a dataset directory this package wrote "
-            "(no stats.json); nothing was deleted"
+            f"{path}: --overwrite replaces only a dataset directory written by this package, "
+            f"but {reason}; refusing to delete it. Choose another --record."
         )
     return old

@@ -65,7 +65,9 @@ def _run(options: BeamOptions, build, log_path: str) -> None:
     try:
         with _quiet(log_path), beam.Pipeline(options=options.pipeline_options()) as p:
             build(p)
-    except DataError:
+    except DataError as e:
+        if " [while running" in str(e):  # Beam's note on a worker's error, in one process
+            raise DataError(str(e).split(" [while running")[0]) from e
         raise
     except Exception as e:
         found = re.search(r"DataError: (.+)", str(e))
@@ -82,14 +84,15 @@ def _run(options: BeamOptions, build, log_path: str) -> None:
 
 def count_lines(ranges: list[InputRange], plan: stages.Plan, work_dir: str,
                 options: BeamOptions, log_path: str) -> None:
-    """Pipeline 1: writes lines.json ({range index: data lines}) into `work_dir`."""
+    """Pipeline 1: writes lines.json ({range index: [data lines, the file's header line or
+    None]}) into `work_dir`."""
     out = f"{work_dir}/lines.json"
     _run(options, lambda p: (
         p
         | "ranges" >> beam.Create(ranges, reshuffle=True)
         | "lines" >> beam.Map(stages.count_range_lines, plan)
         | "collect" >> beam.combiners.ToList()
-        | "write" >> beam.Map(lambda pairs: write_json(out, dict(pairs)))
+        | "write" >> beam.Map(lambda found: write_json(out, {i: [n, h] for i, n, h in found}))
     ), log_path)
 
 
@@ -103,6 +106,9 @@ class _MergeKeyCounts(beam.CombineFn):
         return stages.merge_key_counts(merged, part.keys, part.counts, part.positions)
 
     def merge_accumulators(self, accumulators: Iterable[dict[str, list[int]]]):
+        accumulators = list(accumulators)
+        if not accumulators:
+            return {}
         merged, *others = sorted(accumulators, key=len, reverse=True)
         for other in others:
             pairs = list(other.values())

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import io
+import os
 from typing import BinaryIO, Iterator
 
 from optfusion_tf.data.beam.options import DEFAULT_RANGE_BYTES
@@ -69,6 +70,8 @@ def list_inputs(pattern: str) -> list[tuple[str, int]]:
     Raises:
         DataError: nothing matches, or every match is empty.
     """
+    if os.path.isdir(pattern):
+        raise DataError(f"{pattern}: is a directory, expected a raw data file")
     try:
         matched = _filesystems().match([pattern])[0].metadata_list
     except Exception as e:
@@ -76,6 +79,7 @@ def list_inputs(pattern: str) -> list[tuple[str, int]]:
     files = sorted((m.path, m.size_in_bytes) for m in matched)
     if not files:
         raise DataError(f"{pattern}: input file not found")
+
     if not any(size for _, size in files):
         raise DataError(f"{pattern}: empty input (no header, no rows)")
     return files

@@ -22,7 +22,7 @@ from typing import Any, BinaryIO, Callable, Iterable, Iterator
 import numpy as np
 
 from optfusion_tf.data import split
-from optfusion_tf.data.beam.ranges import InputRange, range_blocks
+from optfusion_tf.data.beam.ranges import InputRange, first_line, range_blocks
 from optfusion_tf.data.count_pass import CountedBlock, count_block
 from optfusion_tf.data.example_encoding import ExampleEncoder
 from optfusion_tf.data.formats import RawFormat
@@ -41,7 +41,8 @@ class RangeStart:
 
     Attributes:
         range: the range.
-        first_line: 1-based line number in its file of the range's first line.
+        first_line: 1-based line number in its file of the range's first line (a file's
+            header is its line 1).
         lines_before: data lines (header excluded) of the whole input before that line.
     """
 
@@ -73,10 +74,12 @@ class Plan:
         return int(self.fmt.has_header and r.first_in_file)
 
 
-def count_range_lines(r: InputRange, plan: Plan) -> tuple[int, int]:
-    """(range index, data lines the range owns, a header excluded)."""
+def count_range_lines(r: InputRange, plan: Plan) -> tuple[int, int, str | None]:
+    """(range index, data lines the range owns (a header excluded), the file's header line
+    for the range that holds one, else None)."""
     blocks = range_blocks(r, 1, plan.skip_lines(r), plan.block_bytes)
-    return r.index, sum(b.n_lines for b in blocks)
+    lines = sum(b.n_lines for b in blocks)
+    return r.index, lines, first_line(r.path) if plan.skip_lines(r) else None
 
 
 def range_starts(ranges: list[InputRange], lines: dict[int, int], plan: Plan) -> list[RangeStart]:
@@ -85,9 +88,8 @@ def range_starts(ranges: list[InputRange], lines: dict[int, int], plan: Plan) ->
     for r in ranges:
         if r.file_index != file_index:
             file_index, file_line = r.file_index, 1
-        header = plan.skip_lines(r)
-        starts.append(RangeStart(r, file_line + header, total))
-        file_line += header + lines[r.index]
+        starts.append(RangeStart(r, file_line, total))
+        file_line += plan.skip_lines(r) + lines[r.index]
         total += lines[r.index]
     return starts
 
