@@ -431,6 +431,22 @@ def test_vocab_values_with_carriage_returns_read_back(tmp_path):
     assert frame["id"].tolist() == list(range(100, 100 + len(keys)))
 
 
+def test_a_lone_carriage_return_inside_a_cell_is_part_of_the_value(tmp_path):
+    """A CR that does not end a line is an ordinary byte of its cell (it crashed the parser,
+    which took it for a line end: IndexError)."""
+    lines = (FIXTURES / "criteo_small.txt").read_text().splitlines()
+    cells = lines[2].split("\t")
+    cells[14] = "a\rb"  # C1
+    lines[2] = "\t".join(cells)
+    raw = tmp_path / "cr.txt"
+    raw.write_bytes(("\r\n".join(lines) + "\r\n").encode())
+    stats = preprocess("criteo", str(raw), str(tmp_path / "out"),
+                       PreprocessOptions(threshold=1, **ALL_TRAIN))
+    assert stats.rows["train"] == 10 and stats.bad_rows["wrong_column_count"]["count"] == 0
+    vocab = read_vocab(str(tmp_path / "out" / stats.field("C1").vocab_file))
+    assert "a\rb" in vocab["value"].tolist()
+
+
 def test_crlf_line_ends_and_missing_final_newline(tmp_path):
     text = (FIXTURES / "criteo_small.txt").read_text()
     crlf = tmp_path / "crlf.txt"

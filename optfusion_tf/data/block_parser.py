@@ -104,8 +104,11 @@ def _read_columns(data: bytes, fmt: formats.RawFormat, numeric_as_float: bool) -
     strings = [index[c] for c in fmt.string_columns]
     dtype = {i: object for i in strings}
     dtype.update({i: (np.float64 if numeric_as_float else object) for i in numeric})
+    if b"\r" in data:  # CRLF line ends; a lone CR stays in its cell (not a line end)
+        data = data.replace(b"\r\n", b"\n")
     df = pd.read_csv(
         io.BytesIO(data),
+        lineterminator="\n",
         sep=fmt.delimiter,
         header=None,
         names=list(range(len(fmt.columns))),
