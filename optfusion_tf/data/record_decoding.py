@@ -15,6 +15,7 @@ import tensorflow as tf
 from optfusion_tf.data.errors import DataError
 from optfusion_tf.data.example_encoding import ExampleEncoder
 from optfusion_tf.data.stats import DatasetStats
+from optfusion_tf.data.tfrecord_writer import FRAME_BYTES
 
 
 def record_decoder(stats: DatasetStats):
@@ -26,7 +27,7 @@ def record_decoder(stats: DatasetStats):
     sum_k byte_k * 128^k minus a constant: slices, multiplies and adds, no gather.
     """
     encoder = ExampleEncoder([f.oov_id for f in stats.fields])
-    if encoder.record_len + 16 != stats.record_bytes:
+    if encoder.record_len + FRAME_BYTES != stats.record_bytes:
         raise DataError(
             f"stats: record_bytes {stats.record_bytes} does not match the fields' layout"
         )

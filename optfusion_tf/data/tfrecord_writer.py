@@ -22,6 +22,7 @@ from typing import BinaryIO, Callable
 import google_crc32c
 import numpy as np
 
+FRAME_BYTES = 16  # a TFRecord's framing: length (8), its masked CRC (4), the data's (4)
 COMPRESSIONS = ("none", "gzip")
 _MASK_DELTA = np.uint32(0xA282EAD8)
 
@@ -40,7 +41,7 @@ def frame_records(records: np.ndarray) -> np.ndarray:
         uint8 [N, record_len + 16]: length, masked CRC of the length, record, masked CRC.
     """
     n, length = records.shape
-    framed = np.empty((n, length + 16), np.uint8)
+    framed = np.empty((n, length + FRAME_BYTES), np.uint8)
     length_bytes = np.array([length], "<u8").tobytes()
     framed[:, :8] = np.frombuffer(length_bytes, np.uint8)
     framed[:, 8:12] = (

@@ -16,7 +16,7 @@ from optfusion_tf.data.example_encoding import ExampleEncoder
 from optfusion_tf.data.id_cache import read_id_block
 from optfusion_tf.data.options import PreprocessOptions
 from optfusion_tf.data.progress import Progress
-from optfusion_tf.data.tfrecord_writer import ShardWriter, frame_records
+from optfusion_tf.data.tfrecord_writer import FRAME_BYTES, ShardWriter, frame_records
 from optfusion_tf.data.worker_pool import OrderedPool
 
 
@@ -102,5 +102,5 @@ def write_pass(
         shard_rows={name: list(w.file_rows) for name, w in zip(split.SPLITS, writers)},
         rows={name: w.records for name, w in zip(split.SPLITS, writers)},
         positives=dict(zip(split.SPLITS, positives)),
-        record_bytes=encoder.record_len + 16,
+        record_bytes=encoder.record_len + FRAME_BYTES,
     )

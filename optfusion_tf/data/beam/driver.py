@@ -43,6 +43,7 @@ from optfusion_tf.data.preprocess import (
     write_vocabularies,
 )
 from optfusion_tf.data.stats import STATS_FILE, DatasetStats
+from optfusion_tf.data.tfrecord_writer import FRAME_BYTES
 from optfusion_tf.data.vocabulary import FieldVocabulary
 from optfusion_tf.data.write_pass import WrittenSplits
 
@@ -144,7 +145,7 @@ def _run_passes(run: _Run) -> DatasetStats:
             o.compression, o.records_per_shard, beam_options, log_path,
         )
         written = _place_shards(read_json(f"{work}/written.json"), work, tmp, o.compression,
-                                ExampleEncoder(oov_ids).record_len + 16)
+                                ExampleEncoder(oov_ids).record_len + FRAME_BYTES)
         output.delete([work])
         recorded_input = input_pattern if output.is_remote(input_pattern) else (
             os.path.abspath(input_pattern))
