@@ -83,6 +83,7 @@ def _bad_criteo(path) -> str:
     lines[12] = ""  # blank, line 13
     lines[20] = "\t".join(["7"] + ["3"] * 13 + ["c"] * 26)  # bad_label, line 21
     lines[25] = lines[3]
+    lines[14] = "\ufeff" + good  # a byte order mark at a line start mid-file: dropped
     path.write_text("\n".join(lines))  # no final newline
     return str(path)
 

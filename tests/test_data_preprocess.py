@@ -431,6 +431,22 @@ def test_vocab_values_with_carriage_returns_read_back(tmp_path):
     assert frame["id"].tolist() == list(range(100, 100 + len(keys)))
 
 
+def test_a_byte_order_mark_at_a_line_start_mid_file_is_dropped_wherever_blocks_start(tmp_path):
+    """Files once BOM-prefixed, then concatenated: the parsers dropped a BOM only at a block's
+    start, so the line was a row or a bad row (label '\ufeff1') depending on the cuts."""
+    lines = (FIXTURES / "criteo_small.txt").read_bytes().splitlines(keepends=True)
+    raw = tmp_path / "cat.txt"
+    raw.write_bytes(b"".join(lines[:4]) + b"\xef\xbb\xbf" + b"".join(lines[4:]))
+    outputs = []
+    for block_bytes in (1 << 20, len(b"".join(lines[:4]))):  # the BOM line mid-block, then first
+        out = tmp_path / f"b{block_bytes}"
+        stats = preprocess("criteo", str(raw), str(out),
+                           PreprocessOptions(block_bytes=block_bytes, **ALL_TRAIN))
+        assert stats.rows["train"] == 10 and stats.bad_rows["bad_label"]["count"] == 0
+        outputs.append(_files(out))
+    assert all(outputs[0][k] == outputs[1][k] for k in outputs[0] if k != "stats.json")
+
+
 def test_a_lone_carriage_return_inside_a_cell_is_part_of_the_value(tmp_path):
     """A CR that does not end a line is an ordinary byte of its cell (it crashed the parser,
     which took it for a line end: IndexError)."""

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from optfusion_tf.data import arrow_block, bad_rows, bucketing, formats
-from optfusion_tf.data.raw_input import RawBlock
+from optfusion_tf.data.raw_input import UTF8_BOM, RawBlock
 
 _NEWLINE, _CR = 10, 13
 _HOUR_PART = {
@@ -229,6 +229,7 @@ def parse_block(block: RawBlock, fmt: formats.RawFormat) -> ParsedBlock:
     Returns:
         A ParsedBlock with R kept rows (R <= block.n_lines).
     """
+    block = _without_line_boms(block)
     every_line = np.arange(block.n_lines)
     columns = arrow_block.read_block(block.data, block.n_lines, fmt)
     if columns is not None:
@@ -245,6 +246,21 @@ def parse_block(block: RawBlock, fmt: formats.RawFormat) -> ParsedBlock:
     if not line_index.size:
         return ParsedBlock(block.n_lines, line_index, np.zeros(0, np.float32), [], bad, blank)
     return _parse_lines(block, fmt, data, line_index, bad, blank)
+
+
+def _without_line_boms(block: RawBlock) -> RawBlock:
+    """`block` without a UTF-8 byte order mark at the start of any line.
+
+    Arrow's and pandas' parsers drop one at the start of the data they are given, that is at a
+    block's start, and keep it elsewhere; so the output would depend on where blocks are cut
+    (files once BOM-prefixed and then concatenated have one at the start of a line mid-file).
+    Dropping it at every line start makes the parse independent of the cuts.
+    """
+    if UTF8_BOM not in block.data:
+        return block
+    data = block.data.replace(b"\n" + UTF8_BOM, b"\n")
+    data = data[len(UTF8_BOM):] if data.startswith(UTF8_BOM) else data
+    return RawBlock(data, block.first_line, block.n_lines)
 
 
 def _parse_lines(

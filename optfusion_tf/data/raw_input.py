@@ -204,9 +204,9 @@ def iter_block_sources(
     boundaries): `FileSlice`s for a plain file, which this process only scans for newlines
     (memory mapped, never copied), `RawBlock`s for a gzip one.
 
-    The cuts are `iter_blocks`' because parsing is not independent of them (a UTF-8 byte order
-    mark is dropped only at a block's start; a bad row's message quotes its cell only when its
-    block also holds a non-numeric cell), so other cuts could change the output: iter_blocks
+    The cuts are `iter_blocks`' because the bad-row messages are not independent of them (a bad
+    row's message quotes its cell only when its block also holds a non-numeric cell), so other
+    cuts could change them: iter_blocks
     reads 3 bytes (a possible BOM), then 64 KiB pieces while it skips the header, then
     `block_bytes` at a time, and ends each block at the last newline read so far.
 
