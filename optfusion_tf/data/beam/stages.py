@@ -22,6 +22,7 @@ from typing import Any, BinaryIO, Callable, Iterable, Iterator
 import numpy as np
 
 from optfusion_tf.data import split
+from optfusion_tf.data.bad_rows import FIRST_LINES_KEPT
 from optfusion_tf.data.beam.ranges import InputRange, first_line, range_blocks
 from optfusion_tf.data.count_pass import CountedBlock, count_block
 from optfusion_tf.data.example_encoding import ExampleEncoder
@@ -111,7 +112,8 @@ class RangeSummary:
         path: its file.
         lines: physical data lines.
         blank_lines: empty lines.
-        bad: per reason with rows: [count, first line numbers (up to 5), first detail].
+        bad: per reason with rows: [count, first line numbers (up to
+            FIRST_LINES_KEPT), first detail].
         split_rows: rows per split, in split.SPLITS order.
     """
 
@@ -144,7 +146,8 @@ def count_range(
             if rows.lines.size:
                 entry = bad.setdefault(rows.reason, [0, [], rows.first_detail])
                 entry[0] += int(rows.lines.size)
-                entry[1] = (entry[1] + [int(x) for x in rows.lines[:5]])[:5]
+                kept = entry[1] + [int(x) for x in rows.lines[:FIRST_LINES_KEPT]]
+                entry[1] = kept[:FIRST_LINES_KEPT]
         for counter, uniques, counts in zip(counters, counted.uniques, counted.counts):
             counter.add(uniques, counts)
     base = start.range.index << POSITION_BITS
