@@ -14,6 +14,11 @@ Dataset names:
 Every dataset is preprocessed once into <workdir>/<name> with the default split (seed 2022),
 so every model and seed sees the same train / validation / test rows. The real samples hold
 6,400 training rows: batch 4096 would be two steps an epoch, so they use batch 256.
+
+Other split seeds (--split_seeds of peers.py and recipe.py) preprocess the same raw rows into
+<workdir>/<name>_split<seed>: the same vocabulary threshold, other random train / validation /
+test rows. On the samples the test split is 765-943 rows, whose own sampling noise (an AUC std
+of about 0.02) a single split's table cannot average out, whatever the number of training seeds.
 """
 
 from __future__ import annotations
@@ -23,11 +28,12 @@ import os
 import statistics
 from typing import Iterable, Sequence
 
-from absl import logging
+from absl import flags, logging
 
 from optfusion_tf.data.preprocess import CsvOptions, PreprocessOptions, preprocess
 from optfusion_tf.demo.demo_data import write_demo_criteo
 
+SPLIT_SEED = 2022  # the split of every table unless --split_seeds says otherwise
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_DATA = os.path.join(os.path.dirname(REPO), "shared", "data")
 SAMPLES = {
@@ -50,17 +56,19 @@ class BenchDataset:
     name: str
     path: str
     batch_size: int
+    split_seed: int = SPLIT_SEED
 
 
-def prepare(names: Sequence[str], workdir: str, batch_size: int) -> list[BenchDataset]:
-    """Preprocesses each named dataset (see the module docstring) unless it is already there.
+def prepare(names: Sequence[str], workdir: str, batch_size: int,
+            split_seeds: Sequence[int] = (SPLIT_SEED,)) -> list[BenchDataset]:
+    """Preprocesses each named dataset (see the module docstring) with each split seed unless
+    it is already there; the result is ordered by name, then split seed.
 
     `batch_size` is used for the synthetic sets; a real sample that is absent (no ../shared)
     is skipped with a warning.
     """
     out = []
     for name in names:
-        path = os.path.join(workdir, name)
         csv_options = None
         if name == "frappe":
             kind, raw, csv_options = "csv", os.path.join(SHARED_DATA, "frappe.csv"), FRAPPE
@@ -87,11 +95,28 @@ def prepare(names: Sequence[str], workdir: str, batch_size: int) -> list[BenchDa
                 raw = _sorted_by_label(raw, os.path.join(workdir, f"{name}.txt"))
         else:
             raise ValueError(f"Unknown dataset name {name!r}; see bench/bench_data.py")
-        if not os.path.isfile(os.path.join(path, "stats.json")):
-            preprocess(kind, raw, path, PreprocessOptions(overwrite=True, seed=2022),
-                       csv_options=csv_options)
-        out.append(BenchDataset(name, path, size))
+        for split_seed in split_seeds:
+            path = os.path.join(
+                workdir, name if split_seed == SPLIT_SEED else f"{name}_split{split_seed}")
+            if not os.path.isfile(os.path.join(path, "stats.json")):
+                preprocess(kind, raw, path, PreprocessOptions(overwrite=True, seed=split_seed),
+                           csv_options=csv_options)
+            out.append(BenchDataset(name, path, size, split_seed))
     return out
+
+
+def define_split_seeds_flag() -> None:
+    """Defines --split_seeds (peers.py, recipe.py): distinct non-negative integers."""
+    flags.DEFINE_list(
+        "split_seeds", [str(SPLIT_SEED)],
+        "Split seeds: each named dataset is preprocessed once per seed (other train / "
+        "validation / test rows of the same raw file) and every model trains every --seeds on "
+        "each; the tables pool all of them (mean ± std over splits x seeds).")
+    flags.register_validator(
+        "split_seeds",
+        lambda seeds: (all(s.isdigit() for s in seeds) and 0 < len(seeds) == len(set(seeds))),
+        message="--split_seeds: expected distinct non-negative integers, e.g. 1,2,3,4,5",
+    )
 
 
 def _sorted_by_label(raw: str, path: str) -> str:

@@ -2,9 +2,11 @@
 
     python bench/peers.py --dataset_dir=DIR [--seeds=1,2,3] [--emb_dim=10] [--batch_size=4096]
     python bench/peers.py --datasets=criteo_sample,avazu_sample,synthetic_500000 [...]
+    python bench/peers.py --datasets=criteo_sample --split_seeds=1,2,3,4,5 [...]
 
 For every dataset (a directory written by dataprocess/*2TF.py, or bench/bench_data.py names)
-and seed, trains
+and seed (and, with --split_seeds, every split of the named datasets: the same raw rows
+split again by each seed; the tables pool them), trains
 - ours, with the default flags of search.py / retrain.py (only --emb_dim, --batch_size and
   --seed set): the parallel and stacked presets, and a search followed by OptFusion-Hard and
   -Soft re-trained from it;
@@ -26,6 +28,7 @@ A DeepCTR run that fails stops the script with exit code 1 and the tail of its s
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import json
 import os
 import subprocess
@@ -72,6 +75,7 @@ flags.DEFINE_integer("peer_patience", None, "DeepCTR: epochs without validation-
                      "bench/deepctr_peer.py requires (our --patience=0 stops as 1 does).",
                      lower_bound=1)
 flags.DEFINE_string("workdir", "bench/out/peers", "Datasets and runs (git-ignored).")
+bench_data.define_split_seeds_flag()
 
 
 class PeerError(RuntimeError):
@@ -143,9 +147,13 @@ def _datasets() -> list[bench_data.BenchDataset]:
                 f"{stats.rows}); the bench reports test AUC, so the directory needs test rows: "
                 "preprocess it with a --ratio whose third part is above 0"
             )
+        if FLAGS["split_seeds"].present:
+            raise app.UsageError("--split_seeds needs --datasets: a --dataset_dir is already "
+                                 "split; preprocess it once per split seed instead")
         name = os.path.basename(os.path.normpath(FLAGS.dataset_dir))
-        return [bench_data.BenchDataset(name, FLAGS.dataset_dir, FLAGS.batch_size)]
-    return bench_data.prepare(FLAGS.datasets, FLAGS.workdir, FLAGS.batch_size)
+        return [bench_data.BenchDataset(name, FLAGS.dataset_dir, FLAGS.batch_size, stats.seed)]
+    return bench_data.prepare(FLAGS.datasets, FLAGS.workdir, FLAGS.batch_size,
+                              [int(s) for s in FLAGS.split_seeds])
 
 
 def main(argv: Sequence[str]) -> None:
@@ -163,48 +171,58 @@ def main(argv: Sequence[str]) -> None:
     keras.utils.disable_interactive_logging()
     os.makedirs(FLAGS.workdir, exist_ok=True)
     report = {}
-    for data in _datasets():
+    for name, group in itertools.groupby(_datasets(), key=lambda data: data.name):
+        splits = list(group)
         runs: dict[str, list[dict]] = {}
-        patience = stop_patience(data.path, data.batch_size)  # DeepCTR stops as we do
-        for seed in map(int, FLAGS.seeds):
-            for model in FLAGS.peers:
-                try:
-                    result = peer_run(data.path, model, seed, data.batch_size, patience)
-                except PeerError as err:
-                    print(f"bench/peers.py: {err}", file=sys.stderr)
-                    sys.exit(1)
-                runs.setdefault(PEERS[model], []).append(result)
-                logging.warning("%s / %s / seed %d: test AUC %.4f", data.name, PEERS[model], seed,
-                                result["test_auc"])
-            ours = our_runs(data.path, os.path.join(FLAGS.workdir, "runs", data.name, str(seed)),
-                            seed, data.batch_size)
-            for key, metrics in ours.items():
-                if key in OURS:
-                    runs.setdefault(OURS[key], []).append(
-                        {k: metrics[k] for k in KEPT} | {"seed": seed}
-                    )
-                    logging.warning("%s / %s / seed %d: test AUC %.4f", data.name, OURS[key],
-                                    seed, metrics["test_auc"])
+        patience = {data.split_seed: train_split(data, runs) for data in splits}
         rows = {model: bench_data.summary(rs) for model, rs in runs.items()}
+        batch_size = splits[0].batch_size
         png = plot_validation_curves(
             {model: [rs[0].get("val_auc_curve", [])] for model, rs in runs.items()},
-            os.path.join(FLAGS.workdir, f"{data.name}_val_auc.png"),
-            f"{data.name}: validation AUC per epoch, seed {FLAGS.seeds[0]}, emb_dim "
-            f"{FLAGS.emb_dim}, batch {data.batch_size}, the same stopping rule "
+            os.path.join(FLAGS.workdir, f"{name}_val_auc.png"),
+            f"{name}: validation AUC per epoch, seed {FLAGS.seeds[0]}, emb_dim "
+            f"{FLAGS.emb_dim}, batch {batch_size}, the same stopping rule "
             f"(dot: best epoch)",
         )
-        title = (f"{data.name}: emb_dim {FLAGS.emb_dim}, batch {data.batch_size}, "
-                 f"{len(FLAGS.seeds)} seeds (mean ± std)")
-        auc_png = plot_test_auc(rows, os.path.join(FLAGS.workdir, f"{data.name}_test_auc.png"),
-                                title)
-        report[data.name] = {"batch_size": data.batch_size, "emb_dim": FLAGS.emb_dim,
-                             "patience_epochs": patience, "models": rows,
-                             "verdict": verdict(rows), "curves_png": png, "test_auc_png": auc_png}
+        pooled = f" x {len(splits)} splits" if len(splits) > 1 else ""
+        title = (f"{name}: emb_dim {FLAGS.emb_dim}, batch {batch_size}, "
+                 f"{len(FLAGS.seeds)} seeds{pooled} (mean ± std)")
+        auc_png = plot_test_auc(rows, os.path.join(FLAGS.workdir, f"{name}_test_auc.png"), title)
+        report[name] = {"batch_size": batch_size, "emb_dim": FLAGS.emb_dim,
+                        "split_seeds": list(patience), "patience_epochs": patience,
+                        "models": rows, "verdict": verdict(rows), "curves_png": png,
+                        "test_auc_png": auc_png}
         bench_data.print_table(title, rows)
-        for line in report[data.name]["verdict"]["lines"]:
+        for line in report[name]["verdict"]["lines"]:
             print(line)
         print(f"validation curves: {png}\ntest AUC picture: {auc_png}")
     print(json.dumps(report))
+
+
+def train_split(data: bench_data.BenchDataset, runs: dict[str, list[dict]]) -> int:
+    """Every model and seed on one split of a dataset, appended to `runs` (model name -> runs,
+    each with its seed and split seed); returns the epochs of patience both sides stopped by."""
+    patience = stop_patience(data.path, data.batch_size)  # DeepCTR stops as we do
+    where = f"{data.name} (split {data.split_seed})"
+    for seed in map(int, FLAGS.seeds):
+        tags = {"seed": seed, "split_seed": data.split_seed}
+        for model in FLAGS.peers:
+            try:
+                result = peer_run(data.path, model, seed, data.batch_size, patience)
+            except PeerError as err:
+                print(f"bench/peers.py: {err}", file=sys.stderr)
+                sys.exit(1)
+            runs.setdefault(PEERS[model], []).append(result | tags)
+            logging.warning("%s / %s / seed %d: test AUC %.4f", where, PEERS[model], seed,
+                            result["test_auc"])
+        run_dir = os.path.join(FLAGS.workdir, "runs", os.path.basename(os.path.normpath(data.path)),
+                               str(seed))
+        for key, metrics in our_runs(data.path, run_dir, seed, data.batch_size).items():
+            if key in OURS:
+                runs.setdefault(OURS[key], []).append({k: metrics[k] for k in KEPT} | tags)
+                logging.warning("%s / %s / seed %d: test AUC %.4f", where, OURS[key], seed,
+                                metrics["test_auc"])
+    return patience
 
 
 def verdict(rows: dict[str, dict]) -> dict:

@@ -2,10 +2,12 @@
 
     python bench/recipe.py [--datasets=frappe,criteo_sample,avazu_sample]
                            [--recipes=...] [--seeds=1,2,3] [--emb_dim=10] [--preset=parallel]
+                           [--split_seeds=2022]
 
 Trains the --preset model (a fixed architecture, so that only the recipe changes) with each
-recipe, on every dataset (bench/bench_data.py: the same rows for every recipe and seed), and
-prints test AUC / log loss as mean ± std over the seeds, the mean best epoch and seconds. The
+recipe, on every dataset (bench/bench_data.py: the same rows for every recipe and seed; with
+--split_seeds, on each split of it), and prints test AUC / log loss as mean ± std over the seeds
+(and splits), the mean best epoch and seconds. The
 last line is one JSON object with every run.
 
 A recipe is a set of TrainingConfig fields (the flags of search.py / retrain.py) over the
@@ -19,6 +21,7 @@ changed ("defaults - ...").
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import os
 from typing import Sequence
@@ -77,6 +80,7 @@ flags.DEFINE_integer("emb_dim", 10, "Embedding size.", lower_bound=1)
 flags.DEFINE_integer("batch_size", 4096, "Batch size of frappe and the synthetic sets (the real samples use 256).", lower_bound=1)
 flags.DEFINE_enum("preset", "parallel", ["parallel", "stacked"], "The fixed model trained.")
 flags.DEFINE_string("workdir", "bench/out/recipe", "Datasets and runs (git-ignored).")
+bench_data.define_split_seeds_flag()
 
 
 def main(argv: Sequence[str]) -> None:
@@ -88,30 +92,40 @@ def main(argv: Sequence[str]) -> None:
         raise app.UsageError(f"--recipes: unknown {unknown}; known: {list(RECIPES)}")
     os.makedirs(FLAGS.workdir, exist_ok=True)
     report = {}
-    for data in bench_data.prepare(FLAGS.datasets, FLAGS.workdir, FLAGS.batch_size):
-        rows = {}
-        for recipe in FLAGS.recipes:
-            runs = []
-            for seed in map(int, FLAGS.seeds):
-                config = TrainingConfig(
-                    dataset_dir=data.path,
-                    run_dir=os.path.join(FLAGS.workdir, "runs", data.name, recipe, str(seed)),
-                    emb_dim=FLAGS.emb_dim, batch_size=data.batch_size, seed=seed,
-                    overwrite=True, preset=FLAGS.preset,
-                )
-                config = dataclasses.replace(config, **RECIPES[recipe])
-                metrics = run_retrain(config, [], given=set())
-                runs.append({k: metrics[k] for k in
-                             ("test_auc", "test_logloss", "best_epoch", "seconds")} | {"seed": seed})
-                logging.warning("%s / %s / seed %d: test AUC %.4f (best epoch %d)", data.name,
-                                recipe, seed, metrics["test_auc"], metrics["best_epoch"])
-            rows[recipe] = bench_data.summary(runs)
-        report[data.name] = rows
+    datasets = bench_data.prepare(FLAGS.datasets, FLAGS.workdir, FLAGS.batch_size,
+                                  [int(s) for s in FLAGS.split_seeds])
+    for name, group in itertools.groupby(datasets, key=lambda data: data.name):
+        splits = list(group)
+        rows = {recipe: bench_data.summary(
+                    [run for data in splits for run in recipe_runs(data, recipe)])
+                for recipe in FLAGS.recipes}
+        report[name] = rows
+        pooled = f" x {len(splits)} splits" if len(splits) > 1 else ""
         bench_data.print_table(
-            f"{data.name}: {FLAGS.preset} preset, emb_dim {FLAGS.emb_dim}, batch {data.batch_size}, "
-            f"{len(FLAGS.seeds)} seeds", rows,
+            f"{name}: {FLAGS.preset} preset, emb_dim {FLAGS.emb_dim}, batch "
+            f"{splits[0].batch_size}, {len(FLAGS.seeds)} seeds{pooled}", rows,
         )
     print(json.dumps(report))
+
+
+def recipe_runs(data: bench_data.BenchDataset, recipe: str) -> list[dict]:
+    """The --preset model with one recipe on one split of a dataset, every seed: the metrics
+    of each run, with its seed and split seed."""
+    runs = []
+    for seed in map(int, FLAGS.seeds):
+        config = TrainingConfig(
+            dataset_dir=data.path,
+            run_dir=os.path.join(FLAGS.workdir, "runs", os.path.basename(data.path), recipe,
+                                 str(seed)),
+            emb_dim=FLAGS.emb_dim, batch_size=data.batch_size, seed=seed,
+            overwrite=True, preset=FLAGS.preset,
+        )
+        metrics = run_retrain(dataclasses.replace(config, **RECIPES[recipe]), [], given=set())
+        runs.append({k: metrics[k] for k in ("test_auc", "test_logloss", "best_epoch", "seconds")}
+                    | {"seed": seed, "split_seed": data.split_seed})
+        logging.warning("%s (split %d) / %s / seed %d: test AUC %.4f (best epoch %d)", data.name,
+                        data.split_seed, recipe, seed, metrics["test_auc"], metrics["best_epoch"])
+    return runs
 
 
 if __name__ == "__main__":
