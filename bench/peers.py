@@ -227,7 +227,8 @@ def train_split(data: bench_data.BenchDataset, runs: dict[str, list[dict]]) -> i
 
 def verdict(rows: dict[str, dict]) -> dict:
     """The issue's checks on mean test AUC: our parallel preset and the best OptFusion against
-    the best DeepCTR model, and the best OptFusion against the best preset."""
+    the best DeepCTR model, and the best OptFusion against the best preset; each also paired,
+    run by run on the same split and seed (`paired_gap`)."""
     out: dict = {"lines": []}
     auc = {model: r["test_auc_mean"] for model, r in rows.items()}
 
@@ -244,13 +245,28 @@ def verdict(rows: dict[str, dict]) -> dict:
                              ("optfusion_minus_best_preset", optfusion, preset)):
         if ours is not None and rival is not None:
             gap = auc[ours] - auc[rival]
+            paired = paired_gap(rows[ours]["runs"], rows[rival]["runs"])
             out[key] = gap
+            out[f"{key}_paired"] = paired
             out["lines"].append(
                 f"{ours} - {rival}: {gap:+.4f} AUC "
                 f"({'at or above' if gap >= 0 else 'below'}; stds {rows[ours]['test_auc_std']:.4f}"
-                f" / {rows[rival]['test_auc_std']:.4f})"
+                f" / {rows[rival]['test_auc_std']:.4f}; paired: {paired['mean']:+.4f} ± "
+                f"{paired['std']:.4f}, at or above in {paired['at_or_above']} of "
+                f"{paired['pairs']} runs)"
             )
     return out
+
+
+def paired_gap(ours: Sequence[dict], rival: Sequence[dict]) -> dict:
+    """Test-AUC differences run by run, on the same split seed and training seed: their mean,
+    std and how many are >= 0. On a small test split most of a model's spread is the split's
+    (every model is high or low on the same rows), which the pairing takes out."""
+    rival_auc = {(r["split_seed"], r["seed"]): r["test_auc"] for r in rival}
+    gaps = [r["test_auc"] - rival_auc[(r["split_seed"], r["seed"])] for r in ours]
+    mean, std = bench_data.mean_std(gaps)
+    return {"mean": mean, "std": std, "at_or_above": sum(g >= 0 for g in gaps),
+            "pairs": len(gaps)}
 
 
 if __name__ == "__main__":

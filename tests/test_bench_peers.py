@@ -162,3 +162,20 @@ def test_split_seeds_with_a_dataset_dir_is_refused(dataset_dir, tmp_path):
                 f"--workdir={tmp_path / 'o'}")
     assert proc.returncode != 0 and "--split_seeds needs --datasets" in proc.stderr
     assert not (tmp_path / "o" / "runs").exists()
+
+
+def test_the_paired_gap_matches_runs_by_split_and_seed():
+    sys.path.insert(0, str(REPO_ROOT / "bench"))
+    try:
+        import peers
+    finally:
+        sys.path.remove(str(REPO_ROOT / "bench"))
+    ours = [{"split_seed": 1, "seed": 1, "test_auc": 0.70}, {"split_seed": 2, "seed": 1,
+                                                             "test_auc": 0.80}]
+    rival = [{"split_seed": 2, "seed": 1, "test_auc": 0.78}, {"split_seed": 1, "seed": 1,
+                                                              "test_auc": 0.71}]
+    gap = peers.paired_gap(ours, rival)
+    # Pairs (1, 1): -0.01 and (2, 1): +0.02; the unpaired means differ by +0.005 too, but the
+    # stds of the means (0.05, 0.035) hide it where the pairs' std (0.015) does not.
+    assert gap["pairs"] == 2 and gap["at_or_above"] == 1
+    assert gap["mean"] == pytest.approx(0.005) and gap["std"] == pytest.approx(0.015)
