@@ -98,7 +98,8 @@ def peer_run(dataset_dir: str, model: str, seed: int, batch_size: int, patience:
         out = os.path.join(tmp, "result.json")
         command = [
             sys.executable, PEER_SCRIPT, f"--dataset_dir={dataset_dir}", f"--model={model}",
-            f"--seed={seed}", f"--init_seed={seed}", f"--emb_dim={FLAGS.emb_dim}", f"--batch_size={batch_size}",
+            f"--seed={seed}", f"--init_seed={seed}", f"--emb_dim={FLAGS.emb_dim}",
+            f"--batch_size={batch_size}",
             f"--epochs={FLAGS.peer_epochs}",
             f"--patience={patience}", f"--out={out}",
         ]
@@ -180,7 +181,8 @@ def main(argv: Sequence[str]) -> None:
         png = plot_validation_curves(
             {model: [rs[0].get("val_auc_curve", [])] for model, rs in runs.items()},
             os.path.join(FLAGS.workdir, f"{name}_val_auc.png"),
-            f"{name}: validation AUC per epoch, seed {FLAGS.seeds[0]}, emb_dim "
+            f"{name}: validation AUC per epoch, seed {FLAGS.seeds[0]} (split "
+            f"{splits[0].split_seed}), emb_dim "
             f"{FLAGS.emb_dim}, batch {batch_size}, the same stopping rule "
             f"(dot: best epoch)",
         )
@@ -215,8 +217,8 @@ def train_split(data: bench_data.BenchDataset, runs: dict[str, list[dict]]) -> i
             runs.setdefault(PEERS[model], []).append(result | tags)
             logging.warning("%s / %s / seed %d: test AUC %.4f", where, PEERS[model], seed,
                             result["test_auc"])
-        run_dir = os.path.join(FLAGS.workdir, "runs", os.path.basename(os.path.normpath(data.path)),
-                               str(seed))
+        run_dir = os.path.join(FLAGS.workdir, "runs",
+                               os.path.basename(os.path.normpath(data.path)), str(seed))
         for key, metrics in our_runs(data.path, run_dir, seed, data.batch_size).items():
             if key in OURS:
                 runs.setdefault(OURS[key], []).append({k: metrics[k] for k in KEPT} | tags)

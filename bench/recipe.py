@@ -77,7 +77,9 @@ flags.DEFINE_list("datasets", ["frappe", "criteo_sample", "avazu_sample"],
 flags.DEFINE_list("recipes", list(RECIPES), "Recipes to compare (keys of RECIPES).")
 flags.DEFINE_list("seeds", ["1", "2", "3"], "Training seeds.")
 flags.DEFINE_integer("emb_dim", 10, "Embedding size.", lower_bound=1)
-flags.DEFINE_integer("batch_size", 4096, "Batch size of frappe and the synthetic sets (the real samples use 256).", lower_bound=1)
+flags.DEFINE_integer("batch_size", 4096,
+                     "Batch size of frappe and the synthetic sets (the real samples use 256).",
+                     lower_bound=1)
 flags.DEFINE_enum("preset", "parallel", ["parallel", "stacked"], "The fixed model trained.")
 flags.DEFINE_string("workdir", "bench/out/recipe", "Datasets and runs (git-ignored).")
 bench_data.define_split_seeds_flag()
