@@ -24,6 +24,7 @@ of about 0.02) a single split's table cannot average out, whatever the number of
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
 import statistics
 from typing import Iterable, Sequence
@@ -103,6 +104,21 @@ def prepare(names: Sequence[str], workdir: str, batch_size: int,
                            csv_options=csv_options)
             out.append(BenchDataset(name, path, size, split_seed))
     return out
+
+
+def by_name(datasets: Sequence[BenchDataset]) -> list[tuple[str, list[BenchDataset]]]:
+    """`prepare`'s result grouped by dataset name: (name, its splits in split-seed order)."""
+    return [(name, list(group)) for name, group in itertools.groupby(datasets, lambda d: d.name)]
+
+
+def runs_label(seeds: Sequence[str], splits: Sequence[BenchDataset]) -> str:
+    """What a table pools: "3 seeds", or "3 seeds x 5 splits"."""
+    return f"{len(seeds)} seeds" + (f" x {len(splits)} splits" if len(splits) > 1 else "")
+
+
+def flag_split_seeds() -> list[int]:
+    """--split_seeds as integers (its validator has checked them)."""
+    return [int(s) for s in flags.FLAGS.split_seeds]
 
 
 def define_split_seeds_flag() -> None:

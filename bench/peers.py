@@ -28,7 +28,6 @@ A DeepCTR run that fails stops the script with exit code 1 and the tail of its s
 from __future__ import annotations
 
 import importlib.util
-import itertools
 import json
 import os
 import subprocess
@@ -154,7 +153,7 @@ def _datasets() -> list[bench_data.BenchDataset]:
         name = os.path.basename(os.path.normpath(FLAGS.dataset_dir))
         return [bench_data.BenchDataset(name, FLAGS.dataset_dir, FLAGS.batch_size, stats.seed)]
     return bench_data.prepare(FLAGS.datasets, FLAGS.workdir, FLAGS.batch_size,
-                              [int(s) for s in FLAGS.split_seeds])
+                              bench_data.flag_split_seeds())
 
 
 def main(argv: Sequence[str]) -> None:
@@ -172,8 +171,7 @@ def main(argv: Sequence[str]) -> None:
     keras.utils.disable_interactive_logging()
     os.makedirs(FLAGS.workdir, exist_ok=True)
     report = {}
-    for name, group in itertools.groupby(_datasets(), key=lambda data: data.name):
-        splits = list(group)
+    for name, splits in bench_data.by_name(_datasets()):
         runs: dict[str, list[dict]] = {}
         patience = {data.split_seed: train_split(data, runs) for data in splits}
         rows = {model: bench_data.summary(rs) for model, rs in runs.items()}
@@ -186,9 +184,8 @@ def main(argv: Sequence[str]) -> None:
             f"{FLAGS.emb_dim}, batch {batch_size}, the same stopping rule "
             f"(dot: best epoch)",
         )
-        pooled = f" x {len(splits)} splits" if len(splits) > 1 else ""
         title = (f"{name}: emb_dim {FLAGS.emb_dim}, batch {batch_size}, "
-                 f"{len(FLAGS.seeds)} seeds{pooled} (mean ± std)")
+                 f"{bench_data.runs_label(FLAGS.seeds, splits)} (mean ± std)")
         auc_png = plot_test_auc(rows, os.path.join(FLAGS.workdir, f"{name}_test_auc.png"), title)
         report[name] = {"batch_size": batch_size, "emb_dim": FLAGS.emb_dim,
                         "split_seeds": list(patience), "patience_epochs": patience,

@@ -21,7 +21,6 @@ changed ("defaults - ...").
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import json
 import os
 from typing import Sequence
@@ -95,17 +94,15 @@ def main(argv: Sequence[str]) -> None:
     os.makedirs(FLAGS.workdir, exist_ok=True)
     report = {}
     datasets = bench_data.prepare(FLAGS.datasets, FLAGS.workdir, FLAGS.batch_size,
-                                  [int(s) for s in FLAGS.split_seeds])
-    for name, group in itertools.groupby(datasets, key=lambda data: data.name):
-        splits = list(group)
+                                  bench_data.flag_split_seeds())
+    for name, splits in bench_data.by_name(datasets):
         rows = {recipe: bench_data.summary(
                     [run for data in splits for run in recipe_runs(data, recipe)])
                 for recipe in FLAGS.recipes}
         report[name] = rows
-        pooled = f" x {len(splits)} splits" if len(splits) > 1 else ""
         bench_data.print_table(
             f"{name}: {FLAGS.preset} preset, emb_dim {FLAGS.emb_dim}, batch "
-            f"{splits[0].batch_size}, {len(FLAGS.seeds)} seeds{pooled}", rows,
+            f"{splits[0].batch_size}, {bench_data.runs_label(FLAGS.seeds, splits)}", rows,
         )
     print(json.dumps(report))
 
