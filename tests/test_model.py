@@ -101,7 +101,7 @@ def test_soft_on_a_preset_is_the_preset(preset):
     """A preset's beta is decisive: its soft mixture is exactly the chosen operation."""
     arch = preset_arch(preset, n=2, shallow="crossnet", dataset="", num_fields=3,
                        feature_num=20, emb_dim=2)
-    hard = make_model("hard", arch=arch)
+    hard = make_model("hard", arch=arch, concat_head="projected")  # the CONCAT layer at O
     soft = make_model("soft", arch=arch)
     hard.build((None, 3)), soft.build((None, 3))
     for plan in soft.graph:  # copy hard's weights into the chosen operation of each mixture
@@ -256,7 +256,8 @@ def test_current_arch_follows_alpha_and_beta():
 def test_a_concat_output_goes_into_the_logit_as_one_linear_map(preset):
     """O = CONCAT then the logit layer is computed as one matmul (parallel; stacked's O is not
     a CONCAT): the same logits and gradients as the two layers called in turn."""
-    model = OptFusionModel.from_preset(preset, feature_num=40, num_fields=4, emb_dim=3, seed=3)
+    model = OptFusionModel.from_preset(preset, feature_num=40, num_fields=4, emb_dim=3, seed=3,
+                                       concat_head="projected")
     ids = np.random.default_rng(0).integers(0, 40, size=(32, 4))
     labels = np.random.default_rng(1).integers(0, 2, size=(32, 1)).astype("float32")
     assert model._concat_into_logit == (preset == "parallel")
@@ -275,6 +276,45 @@ def test_a_concat_output_goes_into_the_logit_as_one_linear_map(preset):
     for fast, slow in zip(one_map_grads, two_layers_grads):
         np.testing.assert_allclose(fast, slow, rtol=1e-4, atol=1e-7)
 
+
+def test_the_direct_head_is_the_projected_one_with_its_two_maps_multiplied():
+    """concat_head="direct" (default): one logit layer over O's concatenated inputs, kernel
+    [K * W, 1], no CONCAT layer at O; with the projected model's K @ k and b @ k + c it computes
+    the same logits. Models whose O is not a CONCAT build the same with either head."""
+    shape = dict(feature_num=40, num_fields=4, emb_dim=3, seed=3)  # W = 12
+    direct = OptFusionModel.from_preset("parallel", **shape)
+    projected = OptFusionModel.from_preset("parallel", **shape, concat_head="projected")
+    ids = np.random.default_rng(0).integers(0, 40, size=(32, 4))
+    direct.build((None, 4)), projected.build((None, 4))
+    assert direct.direct_head and not projected.direct_head
+    assert "O" not in direct.fusions and direct.output_layer.kernel.shape == (24, 1)
+    assert len(direct.weights) == len(projected.weights) - 2  # O's CONCAT kernel and bias
+    for layer in ("components", "fusions"):
+        for node, target in getattr(direct, layer).items():
+            target.set_weights(getattr(projected, layer)[node].get_weights())
+    direct.embedding.assign(projected.embedding.value)
+    concat_kernel, concat_bias = projected.fusions["O"].get_weights()
+    head_kernel, head_bias = projected.output_layer.get_weights()
+    direct.output_layer.set_weights(
+        [concat_kernel @ head_kernel, concat_bias @ head_kernel + head_bias])
+    np.testing.assert_allclose(direct(ids), projected(ids), rtol=1e-5, atol=1e-6)
+    stacked = [OptFusionModel.from_preset("stacked", **shape, concat_head=head)
+               for head in ("direct", "projected")]
+    for model in stacked:
+        model.build((None, 4))
+    assert [v.shape for v in stacked[0].weights] == [v.shape for v in stacked[1].weights]
+    assert not stacked[0].direct_head
+    with pytest.raises(ValueError, match="`concat_head` must be one of"):
+        OptFusionModel.from_preset("parallel", **shape, concat_head="dcn")
+
+
+def test_a_config_saved_before_concat_head_reads_as_projected():
+    model = OptFusionModel.from_preset("parallel", feature_num=40, num_fields=4, emb_dim=3)
+    config = model.get_config()
+    assert config["concat_head"] == "direct"
+    assert OptFusionModel.from_config(config).direct_head
+    del config["concat_head"]  # what files saved before the argument hold
+    assert OptFusionModel.from_config(config).concat_head == "projected"
 
 def test_same_seed_same_model_and_embedding_init():
     a, b = make_model("search"), make_model("search")

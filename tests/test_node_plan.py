@@ -33,7 +33,7 @@ def test_hard_mode_prunes_only_what_does_not_reach_o():
         ],
         operations={"O": "concat"},
     )
-    model = make_model("hard", arch=arch)
+    model = make_model("hard", arch=arch, concat_head="projected")
     model.build((None, 3))
     assert [(p.node, p.inputs, p.operation, p.unfed) for p in model.graph] == [
         ("S0", ("E",), None, True),
@@ -44,6 +44,9 @@ def test_hard_mode_prunes_only_what_does_not_reach_o():
     assert sorted(model.components) == ["D2", "S0", "S1"]
     assert type(model.fusions["O"]) is ConcatFusion
     assert model.fusions["O"].kernel.shape == (3 * 6, 6)  # only the three connected inputs
+    direct = make_model("hard", arch=arch)  # the default head: no CONCAT layer, one logit map
+    direct.build((None, 3))
+    assert "O" not in direct.fusions and direct.output_layer.kernel.shape == (3 * 6, 1)
     assert not any(node in v.path for v in model.variables for node in ("D1", "S2"))
 
 

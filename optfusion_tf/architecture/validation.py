@@ -33,6 +33,10 @@ OPERATIONS = ("add", "prod", "concat", "att")
 SHALLOW_COMPONENTS = ("crossnet", "crossnetv2", "cin")
 # Normalizations of the fusion operations' outputs (optfusion_tf/operations/base.py OUTPUT_NORMS).
 OPERATION_NORMS = ("none", "rms")
+# How a fixed O = CONCAT meets the logit (OptFusionModel's `concat_head`): "direct" trains one
+# Dense(1) over the concatenated inputs (DCN's head); "projected" the paper's CONCAT to width W,
+# then the logit layer (the reference's parametrization of the same functions).
+CONCAT_HEADS = ("direct", "projected")
 
 
 class ArchitectureSpecError(ValueError):

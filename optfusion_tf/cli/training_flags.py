@@ -17,7 +17,9 @@ import math
 from absl import flags
 
 from optfusion_tf.architecture.presets import PRESETS
-from optfusion_tf.architecture.validation import OPERATION_NORMS, OPERATIONS, SHALLOW_COMPONENTS
+from optfusion_tf.architecture.validation import (
+    CONCAT_HEADS, OPERATION_NORMS, OPERATIONS, SHALLOW_COMPONENTS,
+)
 from optfusion_tf.data.shuffle import SHUFFLES
 from optfusion_tf.distribute.distribution import DEFAULT_CLUSTER_WAIT_S, STRATEGIES
 from optfusion_tf.layers.initializers import KERNEL_INITS
@@ -102,6 +104,13 @@ def define_common_flags() -> None:
         "kernel_init", "glorot_normal", KERNEL_INITS,
         "Initializer of every kernel: glorot_normal (Keras' and DeepCTR's) or torch (PyTorch "
         "nn.Linear's U(+-1/sqrt(fan_in)), how the reference's models start).",
+    )
+    flags.DEFINE_enum(
+        "concat_head", "direct", CONCAT_HEADS,
+        "Re-train only, where the output node O fuses by CONCAT (the parallel preset, an arch "
+        "whose O is CONCAT): direct = one logit layer over O's concatenated inputs (DCN's "
+        "head); projected = the paper's CONCAT to width W, then the logit layer (the "
+        "reference's). The same functions, trained differently.",
     )
     flags.DEFINE_float(
         "clip_global_norm", 10.0,

@@ -17,7 +17,7 @@ import keras
 
 from optfusion_tf.architecture.spec import MIXTURE
 from optfusion_tf.architecture.checks import check_int
-from optfusion_tf.architecture.validation import SHALLOW_COMPONENTS
+from optfusion_tf.architecture.validation import CONCAT_HEADS, SHALLOW_COMPONENTS
 from optfusion_tf.operations import FusionMixture, make_fusion_operation
 from optfusion_tf.operations.base import check_output_norm
 from optfusion_tf.layers import DeepBlock, make_shallow_layer
@@ -41,6 +41,7 @@ def check_arguments(
     embedding_init_std: Any,
     kernel_init: Any,
     operation_norm: Any,
+    concat_head: Any,
     seed: Any,
 ) -> None:
     """Raises a ValueError naming the first OptFusionModel argument that is not valid (the
@@ -75,6 +76,11 @@ def check_arguments(
             f"Received: kernel_init={kernel_init!r}"
         )
     check_output_norm(operation_norm)
+    if concat_head not in CONCAT_HEADS:
+        raise ValueError(
+            f"`concat_head` must be one of {list(CONCAT_HEADS)}. "
+            f"Received: concat_head={concat_head!r}"
+        )
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise ValueError(f"`seed` must be an integer or None. Received: seed={seed!r}")
 
@@ -91,11 +97,13 @@ def add_node_layers(
     batch_norm: bool,
     kernel_init: str,
     operation_norm: str,
+    direct_head: bool,
     seed: int | None,
 ) -> keras.layers.Dense:
     """Puts each planned node's operation layer in `operation_layers` and its component in `components`, node by
     node in plan order (the model's dicts: Keras tracks the layers, and so orders the model's
-    variables, as they are added); returns the output layer, created last.
+    variables, as they are added); returns the output layer, created last. With `direct_head`
+    O gets no operation layer: the output layer itself takes O's concatenated inputs.
 
     Sublayer k gets seeds from seed + k * _SEED_STRIDE on (the model's embedding and beta use
     seed and seed + 1), so that each layer may derive a few distinct seeds.
@@ -104,7 +112,7 @@ def add_node_layers(
         None if seed is None else seed + k * _SEED_STRIDE for k in itertools.count(1)
     )
     for plan in graph:
-        if plan.operation is not None:
+        if plan.operation is not None and not (direct_head and plan.kind == "output"):
             make = FusionMixture if plan.operation == MIXTURE else functools.partial(
                 make_fusion_operation, plan.operation
             )
@@ -133,8 +141,11 @@ def build_node_layers(
     output_layer: keras.layers.Layer,
     width: int,
 ) -> None:
-    """Builds the layers of `add_node_layers` for node outputs [batch, width]."""
+    """Builds the layers of `add_node_layers` for node outputs [batch, width]; the output layer
+    for O's input [batch, width] or, without an operation layer at O (`direct_head`), for the
+    concatenation of O's inputs [batch, K * width]."""
     node_shape = (None, width)
+    output_width = width
     for plan in graph:
         if plan.node in operation_layers:
             operation_layers[plan.node].build([node_shape] * len(plan.inputs))
@@ -142,7 +153,9 @@ def build_node_layers(
             components[plan.node].build(node_shape, node_shape)
         elif plan.kind == "deep":
             components[plan.node].build(node_shape)
-    output_layer.build(node_shape)
+        elif plan.node not in operation_layers:  # O without its operation layer
+            output_width = len(plan.inputs) * width
+    output_layer.build((None, output_width))
 
 
 def _initializers(kind: str, seed: int | None) -> dict[str, keras.initializers.Initializer]:

@@ -43,7 +43,7 @@ BETA_INIT_STDDEV = math.sqrt(2.0 / (len(OPERATIONS) + 1))
 _CONFIG_KEYS = (
     "feature_num", "num_fields", "emb_dim", "n", "shallow", "fusion", "arch", "dropout",
     "batch_norm", "init_constant", "embedding_init_std", "kernel_init", "seed", "dataset",
-    "operation_norm",
+    "operation_norm", "concat_head",
 )
 
 
@@ -74,6 +74,14 @@ class OptFusionModel(GroupedOptimizerModel):
         operation_norm: "none" (the paper's operations) or "rms": every fusion operation's
             output is rescaled to unit RMS per example (optfusion_tf/operations/base.py), in search
             and re-train alike.
+        concat_head: where O fuses by CONCAT with fixed connections (the parallel preset, a
+            re-train whose O is CONCAT) and `operation_norm="none"`, the paper's CONCAT
+            ([K * W] -> W) and the logit layer (W -> 1) are two linear maps in a row. "direct"
+            (default) trains them as one, the logit layer over the concatenated inputs
+            (kernel [K * W, 1]: DCN's head); "projected" as two (the paper's CONCAT, then the
+            logit layer: the reference's parametrization, and exactly what the supernet
+            computes). The same functions, trained differently (docs/training-recipe.md).
+            Other models build the same with either.
         seed: seeds every initializer (and the dropout) for a reproducible model; None draws
             them from Keras' global seed (`keras.utils.set_random_seed`).
         dataset: dataset kind, recorded in `current_arch()` and checked against `arch`.
@@ -104,6 +112,7 @@ class OptFusionModel(GroupedOptimizerModel):
         seed: int | None = None,
         dataset: str = "",
         operation_norm: str = "none",
+        concat_head: str = "direct",
         **kwargs: Any,
     ) -> None:
         mode = fusion  # the public spelling of the argument and config key is `fusion`
@@ -111,7 +120,7 @@ class OptFusionModel(GroupedOptimizerModel):
             feature_num=feature_num, num_fields=num_fields, emb_dim=emb_dim, n=n,
             shallow=shallow, fusion=fusion, dropout=dropout, init_constant=init_constant,
             embedding_init_std=embedding_init_std, kernel_init=kernel_init,
-            operation_norm=operation_norm, seed=seed,
+            operation_norm=operation_norm, concat_head=concat_head, seed=seed,
         )
         arch = checked_arch(
             arch, mode, dataset, num_fields, feature_num, n, shallow, operation_norm
@@ -133,6 +142,7 @@ class OptFusionModel(GroupedOptimizerModel):
         self.seed = seed
         self.dataset = dataset
         self.operation_norm = operation_norm
+        self.concat_head = concat_head
         self.space = SearchSpace(n)
 
         self._graph = plan_nodes(self.space, mode, arch)
@@ -143,24 +153,35 @@ class OptFusionModel(GroupedOptimizerModel):
         # Keras orders the model's variables as the layers are added to these dicts. `fusions`
         # holds each fusing node's operation layer; its name is part of the weight paths of
         # saved .keras files, so it stays.
+        output_plan = next(plan for plan in self._graph if plan.node == OUTPUT)
+        # O = CONCAT with fixed connections, then the linear logit layer: one linear map.
+        self._direct_head = (
+            concat_head == "direct" and output_plan.operation == "concat"
+            and not output_plan.masked and operation_norm == "none"
+        )
         self.components: dict[str, keras.layers.Layer] = {}
         self.fusions: dict[str, keras.layers.Layer] = {}
         self.output_layer = add_node_layers(
             self._graph, self.components, self.fusions, shallow=shallow, num_fields=num_fields,
             width=self.width, dropout=dropout, batch_norm=batch_norm, kernel_init=kernel_init,
-            operation_norm=operation_norm, seed=seed,
+            operation_norm=operation_norm, direct_head=self._direct_head, seed=seed,
         )
-        # O = CONCAT, then the linear logit layer: two linear maps in a row, computed as one
-        # (ConcatFusion.through_linear_head: same function and weights, a fraction of the work).
-        self._concat_into_logit = (
+        # "projected": the two maps computed as one (ConcatFusion.through_linear_head: same
+        # function and weights, a fraction of the work).
+        self._concat_into_logit = self._direct_head or (
             isinstance(self.fusions.get(OUTPUT), ConcatFusion) and operation_norm == "none"
         )
 
     @property
     def concat_into_logit(self) -> bool:
         """Whether O = CONCAT and the logit layer run as one linear map (fixed modes without
-        operation norm; see ConcatFusion.through_linear_head)."""
+        operation norm: `concat_head="direct"`, or ConcatFusion.through_linear_head)."""
         return self._concat_into_logit
+
+    @property
+    def direct_head(self) -> bool:
+        """Whether the output layer takes O's concatenated inputs itself (`concat_head`)."""
+        return self._direct_head
 
     # ---- structure -------------------------------------------------------------------------
 
@@ -291,6 +312,8 @@ class OptFusionModel(GroupedOptimizerModel):
                 node_connections = ops.zeros((1,), dtype=flat.dtype)
             if observe is not None:
                 observe(plan, inputs, node_connections)
+            if plan.node == OUTPUT and self._direct_head:
+                return self.output_layer(_concatenated(inputs, node_connections))
             if plan.node == OUTPUT and self._concat_into_logit:
                 return self.fusions[OUTPUT].through_linear_head(
                     inputs, node_connections, self.output_layer.kernel, self.output_layer.bias
@@ -352,8 +375,21 @@ class OptFusionModel(GroupedOptimizerModel):
         config["arch"] = None if self.arch is None else self.arch.to_dict()
         return config
 
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> "OptFusionModel":
+        # A config without `concat_head` is from a file saved before it existed: "projected".
+        return super().from_config({"concat_head": "projected", **config})
+
     # ---- helpers ---------------------------------------------------------------------------
 
     def _ensure_built(self) -> None:
         if not self.built:
             self.build((None, self.num_fields))
+
+
+def _concatenated(inputs: list[Tensor], connections: Tensor | None) -> Tensor:
+    """O's inputs side by side, [batch, K * W]; each times its constant connection where there
+    is one (an unfed O: its one candidate E, gated by 0)."""
+    if connections is not None:
+        inputs = [ops.multiply(x, connections[k]) for k, x in enumerate(inputs)]
+    return inputs[0] if len(inputs) == 1 else ops.concatenate(inputs, axis=-1)

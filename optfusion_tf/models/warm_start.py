@@ -2,7 +2,8 @@
 
 `load_search_weights(model, search_model)` is `OptFusionModel.load_search_weights`: the
 embedding, every built node's component and output weights, and each operation the search
-model has at that node, a CONCAT kernel cut down to this node's inputs.
+model has at that node, a CONCAT kernel cut down to this node's inputs; a direct head (O =
+CONCAT and the logit layer as one map) gets the product of the search's two.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING
 import keras
 import numpy as np
 
+from optfusion_tf.architecture.search_space import OUTPUT
 from optfusion_tf.operations import FUSION_OPERATIONS, FusionMixture, FusionOperation
 
 if TYPE_CHECKING:
@@ -53,7 +55,11 @@ def load_search_weights(model: OptFusionModel, search_model: OptFusionModel) -> 
     model._ensure_built()
     search_model._ensure_built()
     model.embedding.assign(search_model.embedding.value)
-    model.output_layer.set_weights(search_model.output_layer.get_weights())
+    if model.direct_head:
+        output_inputs = next(plan.inputs for plan in model.graph if plan.node == OUTPUT)
+        _copy_direct_head(search_model, search_plans[OUTPUT].inputs, model, output_inputs)
+    else:
+        model.output_layer.set_weights(search_model.output_layer.get_weights())
     for plan in model.graph:
         source_plan = search_plans[plan.node]
         if plan.node in model.components:
@@ -67,6 +73,34 @@ def load_search_weights(model: OptFusionModel, search_model: OptFusionModel) -> 
             )
 
 
+def _copy_direct_head(
+    search_model: OptFusionModel,
+    source_inputs: tuple[str, ...],
+    model: OptFusionModel,
+    target_inputs: tuple[str, ...],
+) -> None:
+    """The direct head [K * W, 1] of `model` from the search's CONCAT at O, cut down to
+    `target_inputs`, times its logit layer: `concat(x) @ (K @ k) + (b @ k + c)`, the function
+    the search's CONCAT branch and logit compute. Without a CONCAT at the search's O, the head
+    keeps its fresh initialization."""
+    concat = _operations_of(search_model.fusions[OUTPUT]).get("concat")
+    if concat is None:
+        return
+    kernel, bias = _cut_concat_kernel(concat, source_inputs, target_inputs)
+    head_kernel, head_bias = search_model.output_layer.get_weights()
+    model.output_layer.set_weights([kernel @ head_kernel, bias @ head_kernel + head_bias])
+
+
+def _cut_concat_kernel(
+    concat: FusionOperation, source_inputs: tuple[str, ...], target_inputs: tuple[str, ...]
+) -> list[np.ndarray]:
+    """A CONCAT's [kernel, bias] with the kernel's row blocks of `target_inputs` only."""
+    kernel, bias = concat.get_weights()
+    width = concat.width
+    blocks = [source_inputs.index(src) for src in target_inputs]
+    return [np.concatenate([kernel[k * width:(k + 1) * width] for k in blocks], axis=0), bias]
+
+
 def _copy_operation_weights(
     source: keras.layers.Layer,
     source_inputs: tuple[str, ...],
@@ -78,13 +112,10 @@ def _copy_operation_weights(
     for name, operation in _operations_of(target).items():
         if name not in source_ops or not operation.weights:
             continue
-        weights = source_ops[name].get_weights()
-        if name == "concat":
-            width = operation.width
-            blocks = [source_inputs.index(src) for src in target_inputs]
-            weights[0] = np.concatenate(
-                [weights[0][k * width:(k + 1) * width] for k in blocks], axis=0
-            )
+        weights = (
+            _cut_concat_kernel(source_ops[name], source_inputs, target_inputs)
+            if name == "concat" else source_ops[name].get_weights()
+        )
         operation.set_weights(weights)
 
 

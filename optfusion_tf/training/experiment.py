@@ -141,7 +141,7 @@ def _retrain(
         n=arch.n, shallow=arch.shallow, fusion=mode, arch=arch, dropout=config.dropout,
         batch_norm=config.batch_norm, seed=config.seed, dataset=stats.dataset,
         operation_norm=arch.operation_norm, embedding_init_std=config.embedding_init_std,
-        kernel_init=config.kernel_init,
+        kernel_init=config.kernel_init, concat_head=config.concat_head,
     )
     _explain_operations_without_gradient(arch, mode)
     warnings = arch.numerical_warnings(mode)
