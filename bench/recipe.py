@@ -14,9 +14,8 @@ A recipe is a set of TrainingConfig fields (the flags of search.py / retrain.py)
 defaults; "defaults" is what the flags give today. RECIPES lists what was compared: "before"
 (this project's recipe until issue 11), "issue 11 defaults" (FuxiCTR's protocol with lazy_adam
 and torch kernels), "round 1 defaults" (issue 23's first recipe: lazy_adam everywhere, no L2 on
-the network) with one thing changed ("round 1 - ..."), "round 3 defaults" (today's with the
-projected head, `--concat_head=projected`) with one thing changed ("round 3 - ..."), and
-today's "defaults".
+the network) with one thing changed ("round 1 - ..."), and today's defaults with one thing
+changed ("defaults - ...").
 """
 
 from __future__ import annotations
@@ -35,13 +34,11 @@ import bench_data  # noqa: E402
 from optfusion_tf.training.config import TrainingConfig  # noqa: E402
 from optfusion_tf.training.experiment import run_retrain  # noqa: E402
 
-# Every recipe before issue 23's round 4 had the projected head (O = CONCAT, then the logit).
-PROJECTED = dict(concat_head="projected")
 # The recipe of this project before issue 11 (the reference's search_stage.py settings).
 BEFORE = dict(
     epochs=5, patience=1, patience_steps=0, plateau_lr_factor=1.0, lr_emb=3e-3, lr_nn=3e-3,
     l2_emb=3e-6, l2_nn=3e-6, embedding_optimizer="lazy_adam", embedding_init_std=1e-2,
-    kernel_init="torch", clip_global_norm=0.0, shuffle="chunks", **PROJECTED,
+    kernel_init="torch", clip_global_norm=0.0, shuffle="chunks",
 )
 # The defaults of issue 11: BARS / FuxiCTR's protocol (Adam 1e-3, x0.1 on every epoch without a
 # gain, stop after 2, clip 10, N(0, 1e-4) embeddings, L2 1e-5 on the embedding only) with
@@ -49,13 +46,12 @@ BEFORE = dict(
 ISSUE_11 = dict(
     epochs=100, patience=2, patience_steps=0, plateau_lr_factor=0.1, lr_emb=1e-3, lr_nn=1e-3,
     l2_emb=1e-5, l2_nn=0.0, embedding_optimizer="lazy_adam", embedding_init_std=1e-4,
-    kernel_init="torch", clip_global_norm=10.0, shuffle="examples", **PROJECTED,
+    kernel_init="torch", clip_global_norm=10.0, shuffle="examples",
 )
 # The first defaults of issue 23 (round 1): lazy_adam on every table and no L2 on the network.
-ROUND_1 = dict(embedding_optimizer="lazy_adam", l2_nn=0.0, **PROJECTED)
-# Each "round 1 - X" changes one part of round 1 back or to an alternative; each "round 3 - X"
-# one part of round 3's defaults (today's but the projected head), each "defaults - X" one part
-# of today's.
+ROUND_1 = dict(embedding_optimizer="lazy_adam", l2_nn=0.0)
+# Each "round 1 - X" changes one part of round 1 back or to an alternative; each "defaults - X"
+# one part of today's defaults.
 RECIPES = {
     "before": BEFORE,
     "issue 11 defaults": ISSUE_11,
@@ -68,10 +64,10 @@ RECIPES = {
     "round 1 - embedding init 1e-3": {**ROUND_1, "embedding_init_std": 1e-3},
     "round 1 - l2_emb 0": {**ROUND_1, "l2_emb": 0.0},
     "round 1 - no clipping": {**ROUND_1, "clip_global_norm": 0.0},
-    "round 3 - lazy_adam": {**PROJECTED, "embedding_optimizer": "lazy_adam"},
-    "round 3 - adam": {**PROJECTED, "embedding_optimizer": "adam"},
-    "round 3 - l2_nn 0": {**PROJECTED, "l2_nn": 0.0},
-    "round 3 defaults": PROJECTED,
+    "defaults - lazy_adam": {"embedding_optimizer": "lazy_adam"},
+    "defaults - adam": {"embedding_optimizer": "adam"},
+    "defaults - l2_nn 0": {"l2_nn": 0.0},
+    "defaults + direct head": {"concat_head": "direct"},
     "defaults": {},
 }
 

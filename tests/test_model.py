@@ -208,6 +208,25 @@ def test_every_retrain_mode_from_a_search_computes_the_supernet(n, shallow, norm
         )
 
 
+@pytest.mark.parametrize("n", [2, 3])
+def test_a_direct_head_warm_started_from_a_search_computes_the_supernet(n):
+    """With concat_head="direct" the warm start multiplies the search's CONCAT at O (cut to the
+    arch's inputs) and its logit layer: the same logits as the supernet for that arch."""
+    arch = random_arch(n, seed=n)
+    search = OptFusionModel(**SHAPE, n=n, seed=n)
+    search.build((None, 3))
+    rng = np.random.default_rng(n)
+    for weight in search.weights:
+        if weight.path.endswith("bias"):
+            weight.assign(rng.normal(scale=0.3, size=weight.shape).astype("float32"))
+    fixed = OptFusionModel(**SHAPE, n=n, fusion="concat", arch=arch, seed=0,
+                           concat_head="direct")
+    fixed.build((None, 3))
+    assert fixed.direct_head
+    fixed.load_search_weights(search)
+    np.testing.assert_allclose(fixed(IDS).numpy(), searched_with(search, arch, "concat"),
+                               rtol=1e-5, atol=1e-5)
+
 def test_a_shallow_node_with_no_connected_input_is_kept():
     """The reviewed case: n=2, S1's inputs off but S1->O on. S1 still sees x0 = E."""
     edges = [("E", "S0"), ("E", "D1"), ("D1", "D2"), ("S1", "O"), ("D2", "O"), ("S0", "O")]
@@ -278,12 +297,12 @@ def test_a_concat_output_goes_into_the_logit_as_one_linear_map(preset):
 
 
 def test_the_direct_head_is_the_projected_one_with_its_two_maps_multiplied():
-    """concat_head="direct" (default): one logit layer over O's concatenated inputs, kernel
+    """concat_head="direct": one logit layer over O's concatenated inputs, kernel
     [K * W, 1], no CONCAT layer at O; with the projected model's K @ k and b @ k + c it computes
     the same logits. Models whose O is not a CONCAT build the same with either head."""
     shape = dict(feature_num=40, num_fields=4, emb_dim=3, seed=3)  # W = 12
-    direct = OptFusionModel.from_preset("parallel", **shape)
-    projected = OptFusionModel.from_preset("parallel", **shape, concat_head="projected")
+    direct = OptFusionModel.from_preset("parallel", **shape, concat_head="direct")
+    projected = OptFusionModel.from_preset("parallel", **shape)  # the default
     ids = np.random.default_rng(0).integers(0, 40, size=(32, 4))
     direct.build((None, 4)), projected.build((None, 4))
     assert direct.direct_head and not projected.direct_head
@@ -308,13 +327,14 @@ def test_the_direct_head_is_the_projected_one_with_its_two_maps_multiplied():
         OptFusionModel.from_preset("parallel", **shape, concat_head="dcn")
 
 
-def test_a_config_saved_before_concat_head_reads_as_projected():
-    model = OptFusionModel.from_preset("parallel", feature_num=40, num_fields=4, emb_dim=3)
+def test_concat_head_is_kept_in_the_config_and_absent_reads_as_projected():
+    model = OptFusionModel.from_preset("parallel", feature_num=40, num_fields=4, emb_dim=3,
+                                       concat_head="direct")
     config = model.get_config()
-    assert config["concat_head"] == "direct"
-    assert OptFusionModel.from_config(config).direct_head
+    assert config["concat_head"] == "direct" and OptFusionModel.from_config(config).direct_head
     del config["concat_head"]  # what files saved before the argument hold
     assert OptFusionModel.from_config(config).concat_head == "projected"
+
 
 def test_same_seed_same_model_and_embedding_init():
     a, b = make_model("search"), make_model("search")

@@ -44,7 +44,7 @@ def test_hard_mode_prunes_only_what_does_not_reach_o():
     assert sorted(model.components) == ["D2", "S0", "S1"]
     assert type(model.fusions["O"]) is ConcatFusion
     assert model.fusions["O"].kernel.shape == (3 * 6, 6)  # only the three connected inputs
-    direct = make_model("hard", arch=arch)  # the default head: no CONCAT layer, one logit map
+    direct = make_model("hard", arch=arch, concat_head="direct")  # no CONCAT layer at O
     direct.build((None, 3))
     assert "O" not in direct.fusions and direct.output_layer.kernel.shape == (3 * 6, 1)
     assert not any(node in v.path for v in model.variables for node in ("D1", "S2"))

@@ -76,12 +76,12 @@ class OptFusionModel(GroupedOptimizerModel):
             and re-train alike.
         concat_head: where O fuses by CONCAT with fixed connections (the parallel preset, a
             re-train whose O is CONCAT) and `operation_norm="none"`, the paper's CONCAT
-            ([K * W] -> W) and the logit layer (W -> 1) are two linear maps in a row. "direct"
-            (default) trains them as one, the logit layer over the concatenated inputs
-            (kernel [K * W, 1]: DCN's head); "projected" as two (the paper's CONCAT, then the
-            logit layer: the reference's parametrization, and exactly what the supernet
-            computes). The same functions, trained differently (docs/training-recipe.md).
-            Other models build the same with either.
+            ([K * W] -> W) and the logit layer (W -> 1) are two linear maps in a row.
+            "projected" (default) trains them as two (the paper's CONCAT, then the logit
+            layer: the reference's parametrization, and exactly what the supernet computes);
+            "direct" as one, the logit layer over the concatenated inputs (kernel [K * W, 1]:
+            DCN's head). The same functions, trained differently (docs/model.md, "The output
+            node"). Other models build the same with either.
         seed: seeds every initializer (and the dropout) for a reproducible model; None draws
             them from Keras' global seed (`keras.utils.set_random_seed`).
         dataset: dataset kind, recorded in `current_arch()` and checked against `arch`.
@@ -112,7 +112,7 @@ class OptFusionModel(GroupedOptimizerModel):
         seed: int | None = None,
         dataset: str = "",
         operation_norm: str = "none",
-        concat_head: str = "direct",
+        concat_head: str = "projected",
         **kwargs: Any,
     ) -> None:
         mode = fusion  # the public spelling of the argument and config key is `fusion`
@@ -374,11 +374,6 @@ class OptFusionModel(GroupedOptimizerModel):
         config.update({key: getattr(self, key) for key in _CONFIG_KEYS})
         config["arch"] = None if self.arch is None else self.arch.to_dict()
         return config
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any]) -> "OptFusionModel":
-        # A config without `concat_head` is from a file saved before it existed: "projected".
-        return super().from_config({"concat_head": "projected", **config})
 
     # ---- helpers ---------------------------------------------------------------------------
 

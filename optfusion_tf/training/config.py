@@ -51,7 +51,7 @@ class TrainingConfig:
     embedding_optimizer: str = "auto"
     embedding_init_std: float = 1e-4
     kernel_init: str = "glorot_normal"
-    concat_head: str = "direct"
+    concat_head: str = "projected"
     clip_global_norm: float = 10.0
     shuffle: str = "examples"
     operation_norm: str = "none"
