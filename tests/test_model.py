@@ -410,7 +410,7 @@ def test_get_config_round_trip():
 @pytest.mark.parametrize(
     "fusion, extra",
     [("search", dict(shallow="crossnetv2")), ("hard", dict(batch_norm=True, dropout=0.3)),
-     ("soft", dict(shallow="cin"))],
+     ("soft", dict(shallow="cin")), ("concat", dict(concat_head="direct"))],
 )
 def test_keras_save_and_load_give_identical_predictions(tmp_path, fusion, extra):
     arch = make_arch(2, FED_ARCH_EDGES, shallow=extra.get("shallow", "crossnet"))
