@@ -34,7 +34,7 @@ from optfusion_tf.models.node_plan import (
 )
 from optfusion_tf.models.ste import straight_through_step
 from optfusion_tf.models.training_step import GroupedOptimizerModel
-from optfusion_tf.operations.concat import ConcatFusion
+from optfusion_tf.operations.concat import ConcatFusion, concatenated
 
 # PyTorch's xavier_normal_ on the reference's [1, 4] beta of each node: sqrt(2 / (4 + 1)).
 BETA_INIT_STDDEV = math.sqrt(2.0 / (len(OPERATIONS) + 1))
@@ -153,11 +153,11 @@ class OptFusionModel(GroupedOptimizerModel):
         # Keras orders the model's variables as the layers are added to these dicts. `fusions`
         # holds each fusing node's operation layer; its name is part of the weight paths of
         # saved .keras files, so it stays.
-        output_plan = next(plan for plan in self._graph if plan.node == OUTPUT)
+        self._output_plan = next(plan for plan in self._graph if plan.node == OUTPUT)
         # O = CONCAT with fixed connections, then the linear logit layer: one linear map.
         self._direct_head = (
-            concat_head == "direct" and output_plan.operation == "concat"
-            and not output_plan.masked and operation_norm == "none"
+            concat_head == "direct" and self._output_plan.operation == "concat"
+            and not self._output_plan.masked and operation_norm == "none"
         )
         self.components: dict[str, keras.layers.Layer] = {}
         self.fusions: dict[str, keras.layers.Layer] = {}
@@ -177,6 +177,11 @@ class OptFusionModel(GroupedOptimizerModel):
         """Whether O = CONCAT and the logit layer run as one linear map (fixed modes without
         operation norm: `concat_head="direct"`, or ConcatFusion.through_linear_head)."""
         return self._concat_into_logit
+
+    @property
+    def output_plan(self) -> NodePlan:
+        """The plan of the output node O (its inputs, operation and masking)."""
+        return self._output_plan
 
     @property
     def direct_head(self) -> bool:
@@ -313,7 +318,7 @@ class OptFusionModel(GroupedOptimizerModel):
             if observe is not None:
                 observe(plan, inputs, node_connections)
             if plan.node == OUTPUT and self._direct_head:
-                return self.output_layer(_concatenated(inputs, node_connections))
+                return self.output_layer(_connected_side_by_side(inputs, node_connections))
             if plan.node == OUTPUT and self._concat_into_logit:
                 return self.fusions[OUTPUT].through_linear_head(
                     inputs, node_connections, self.output_layer.kernel, self.output_layer.bias
@@ -382,9 +387,9 @@ class OptFusionModel(GroupedOptimizerModel):
             self.build((None, self.num_fields))
 
 
-def _concatenated(inputs: list[Tensor], connections: Tensor | None) -> Tensor:
+def _connected_side_by_side(inputs: list[Tensor], connections: Tensor | None) -> Tensor:
     """O's inputs side by side, [batch, K * W]; each times its constant connection where there
     is one (an unfed O: its one candidate E, gated by 0)."""
     if connections is not None:
         inputs = [ops.multiply(x, connections[k]) for k, x in enumerate(inputs)]
-    return inputs[0] if len(inputs) == 1 else ops.concatenate(inputs, axis=-1)
+    return concatenated(inputs)

@@ -56,8 +56,9 @@ def load_search_weights(model: OptFusionModel, search_model: OptFusionModel) -> 
     search_model._ensure_built()
     model.embedding.assign(search_model.embedding.value)
     if model.direct_head:
-        output_inputs = next(plan.inputs for plan in model.graph if plan.node == OUTPUT)
-        _copy_direct_head(search_model, search_plans[OUTPUT].inputs, model, output_inputs)
+        _copy_direct_head(
+            search_model, search_plans[OUTPUT].inputs, model, model.output_plan.inputs
+        )
     else:
         model.output_layer.set_weights(search_model.output_layer.get_weights())
     for plan in model.graph:

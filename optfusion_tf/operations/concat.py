@@ -33,7 +33,7 @@ class ConcatFusion(WeightedFusionOperation):
         )
 
     def _fuse(self, inputs: list[Tensor], connections: Tensor | None) -> Tensor:
-        return ops.add(ops.matmul(_concatenated(inputs), self._masked_kernel(connections)), self.bias)
+        return ops.add(ops.matmul(concatenated(inputs), self._masked_kernel(connections)), self.bias)
 
     def through_linear_head(
         self,
@@ -58,7 +58,7 @@ class ConcatFusion(WeightedFusionOperation):
                 f"Received: output_norm={self.output_norm!r}"
             )
         head = ops.matmul(self._masked_kernel(connections), head_kernel)
-        x = _concatenated(self._checked(inputs))
+        x = concatenated(self._checked(inputs))
         return ops.add(ops.matmul(x, head), ops.add(ops.matmul(self.bias, head_kernel), head_bias))
 
     def _masked_kernel(self, connections: Tensor | None) -> Tensor:
@@ -69,6 +69,6 @@ class ConcatFusion(WeightedFusionOperation):
         return ops.multiply(self.kernel, ops.expand_dims(row_mask, -1))
 
 
-def _concatenated(inputs: list[Tensor]) -> Tensor:
+def concatenated(inputs: Sequence[Tensor]) -> Tensor:
     """[batch, K * W] from K inputs [batch, W] (no copy for one input)."""
     return inputs[0] if len(inputs) == 1 else ops.concatenate(inputs, axis=-1)
