@@ -217,3 +217,26 @@ def test_auto_embedding_optimizer_follows_the_batch_coverage(
     assert type(model.embedding_optimizer) is expected
     assert f"looks up {100 * coverage:.0f}% of the table" in caplog.text
     assert model.get_compile_config()["l2_nn"] == 1e-5
+
+
+def test_a_retrain_divides_the_networks_rate_every_decay_epochs_and_a_search_keeps_it(
+        dataset_dir):
+    """Round 5 of issue 23: retrain.py's network rate is lr_nn / (1 + floor(epoch / 3)); the
+    search's stays lr_nn (its default --lr_nn_decay_epochs is 0)."""
+    stats = DatasetStats.load(dataset_dir)
+    steps = fit.epoch_steps(stats, 512)
+    sizes = dict(feature_num=stats.feature_num, num_fields=stats.num_fields, emb_dim=2, n=1,
+                 seed=0)
+
+    def rates(model: OptFusionModel, epochs: tuple[int, ...]) -> list[float]:
+        compile_for_training(model, _config(dataset_dir, "unused"), stats)
+        found = []
+        for epoch in epochs:
+            model.network_optimizer.iterations.assign(epoch * steps)
+            found.append(float(keras.ops.convert_to_numpy(model.network_optimizer.learning_rate)))
+        return found
+
+    epochs = (0, 2, 3, 5, 6, 30)
+    assert rates(OptFusionModel.from_preset("parallel", **sizes), epochs) == pytest.approx(
+        [1e-3, 1e-3, 5e-4, 5e-4, 1e-3 / 3, 1e-3 / 11])
+    assert rates(OptFusionModel(**sizes), epochs) == pytest.approx([1e-3] * len(epochs))

@@ -1,7 +1,8 @@
 """absl flag definitions shared by search.py and retrain.py (issue 4; DESIGN.md sections 4, 5, 7).
 
 The training recipe's defaults were chosen by measured test AUC against DeepCTR on the same
-rows (bench/recipe.py, bench/peers.py, docs/training-recipe.md): Adam 1e-3, gradients clipped
+rows (bench/recipe.py, bench/peers.py, docs/training-recipe.md): Adam 1e-3 (in a re-train the
+network's rate divided by 1 + floor(epoch / 3), LR_NN_DECAY_EPOCHS), gradients clipped
 to norm 10, N(0, 1e-4) embeddings, coupled L2 1e-5 on the embedding (FuxiCTR's value) and on
 the network (DeepCTR's cross-layer value), dense Adam where a batch looks up at least half of
 the table's rows and lazy_adam below (auto), glorot-normal kernels, early stopping after max(2 epochs, 128 steps) without a
@@ -24,6 +25,7 @@ from optfusion_tf.data.shuffle import SHUFFLES
 from optfusion_tf.distribute.distribution import DEFAULT_CLUSTER_WAIT_S, STRATEGIES
 from optfusion_tf.layers.initializers import KERNEL_INITS
 from optfusion_tf.optimizers.lazy_adam import EMBEDDING_OPTIMIZERS
+from optfusion_tf.training.config import LR_NN_DECAY_EPOCHS
 
 SELECTIONS = ("one_shot", "sequential")
 RETRAIN_FUSIONS = ("hard", "soft", *OPERATIONS)
@@ -39,8 +41,9 @@ def require_finite(names: tuple[str, ...]) -> None:
         )
 
 
-def define_common_flags() -> None:
-    """Flags that search.py and retrain.py share."""
+def define_common_flags(stage: str) -> None:
+    """Flags that search.py and retrain.py share; `stage` ("search" | "retrain") picks the
+    defaults that differ (--lr_nn_decay_epochs)."""
     flags.DEFINE_string("dataset_dir", None, "Preprocessed dataset directory (has stats.json).")
     flags.DEFINE_string(
         "run_dir", None, "Run directory to write; default runs/<stage>_<dataset dir name>."
@@ -86,6 +89,12 @@ def define_common_flags() -> None:
         "lr_emb", 1e-3, "Adam learning rate of the embedding table.", lower_bound=0.0
     )
     flags.DEFINE_float("lr_nn", 1e-3, "Adam learning rate of the network weights.", lower_bound=0.0)
+    flags.DEFINE_integer(
+        "lr_nn_decay_epochs", LR_NN_DECAY_EPOCHS[stage],
+        "The network's learning rate is --lr_nn / (1 + floor(epoch / this)), epochs counted from "
+        "0 (0: constant). Default 0 in search.py, 3 in retrain.py.",
+        lower_bound=0,
+    )
     flags.DEFINE_float("l2_emb", 1e-5, "Coupled L2 on the embedding rows.", lower_bound=0.0)
     flags.DEFINE_float("l2_nn", 1e-5, "Coupled L2 on the network weights.", lower_bound=0.0)
     flags.DEFINE_enum(
@@ -163,6 +172,13 @@ def define_common_flags() -> None:
         lambda v: v["plateau_lr_factor"] == 1.0 or v["min_lr"] < max(v["lr_emb"], v["lr_nn"]),
         message="--plateau_lr_factor<1 with --min_lr at or above both --lr_emb and --lr_nn: "
         "the step could never lower a learning rate; lower --min_lr or give --plateau_lr_factor=1",
+    )
+    flags.register_multi_flags_validator(
+        ["plateau_lr_factor", "lr_nn_decay_epochs"],
+        lambda v: v["plateau_lr_factor"] == 1.0 or v["lr_nn_decay_epochs"] == 0,
+        message="--plateau_lr_factor<1 and --lr_nn_decay_epochs>0 both lower the network's "
+        "learning rate; give --lr_nn_decay_epochs=0 with a plateau step (or "
+        "--plateau_lr_factor=1)",
     )
     require_finite((
         "dropout", "plateau_lr_factor", "min_lr", "lr_emb", "lr_nn", "l2_emb", "l2_nn",

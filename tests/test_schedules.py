@@ -1,0 +1,28 @@
+"""optfusion_tf/optimizers/schedules.py: the per-epoch decay of the network's learning rate."""
+
+from __future__ import annotations
+
+import keras
+import pytest
+
+from optfusion_tf.optimizers.schedules import epoch_decayed_rate
+
+
+def test_the_rate_is_divided_by_one_plus_the_finished_decay_periods():
+    schedule = epoch_decayed_rate(1e-3, decay_epochs=3, steps_per_epoch=10)
+    rates = [float(keras.ops.convert_to_numpy(schedule(step))) for step in (0, 29, 30, 59, 60, 95)]
+    assert rates == pytest.approx([1e-3, 1e-3, 5e-4, 5e-4, 1e-3 / 3, 1e-3 / 4])
+
+
+def test_no_decay_is_the_constant_itself_and_the_schedule_round_trips():
+    assert epoch_decayed_rate(3e-4, decay_epochs=0, steps_per_epoch=17) == 3e-4
+    optimizer = keras.optimizers.Adam(epoch_decayed_rate(1e-3, 2, 5))
+    again = keras.optimizers.Adam.from_config(optimizer.get_config())
+    again.iterations.assign(10)
+    assert float(keras.ops.convert_to_numpy(again.learning_rate)) == pytest.approx(5e-4)
+
+
+@pytest.mark.parametrize("decay_epochs, steps", [(-1, 10), (3, 0)])
+def test_bad_arguments_are_refused(decay_epochs, steps):
+    with pytest.raises(ValueError, match="decay_epochs must be >= 0 and steps_per_epoch >= 1"):
+        epoch_decayed_rate(1e-3, decay_epochs, steps)
