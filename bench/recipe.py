@@ -38,7 +38,7 @@ from optfusion_tf.training.experiment import run_retrain  # noqa: E402
 BEFORE = dict(
     epochs=5, patience=1, patience_steps=0, plateau_lr_factor=1.0, lr_emb=3e-3, lr_nn=3e-3,
     l2_emb=3e-6, l2_nn=3e-6, embedding_optimizer="lazy_adam", embedding_init_std=1e-2,
-    kernel_init="torch", clip_global_norm=0.0, shuffle="chunks", lr_nn_decay_epochs=0,
+    kernel_init="torch", clip_global_norm=0.0, shuffle="chunks",
 )
 # The defaults of issue 11: BARS / FuxiCTR's protocol (Adam 1e-3, x0.1 on every epoch without a
 # gain, stop after 2, clip 10, N(0, 1e-4) embeddings, L2 1e-5 on the embedding only) with
@@ -46,11 +46,10 @@ BEFORE = dict(
 ISSUE_11 = dict(
     epochs=100, patience=2, patience_steps=0, plateau_lr_factor=0.1, lr_emb=1e-3, lr_nn=1e-3,
     l2_emb=1e-5, l2_nn=0.0, embedding_optimizer="lazy_adam", embedding_init_std=1e-4,
-    kernel_init="torch", clip_global_norm=10.0, shuffle="examples", lr_nn_decay_epochs=0,
+    kernel_init="torch", clip_global_norm=10.0, shuffle="examples",
 )
-# The first defaults of issue 23 (round 1): lazy_adam on every table, no L2 on the network and
-# a constant network learning rate.
-ROUND_1 = dict(embedding_optimizer="lazy_adam", l2_nn=0.0, lr_nn_decay_epochs=0)
+# The first defaults of issue 23 (round 1): lazy_adam on every table and no L2 on the network.
+ROUND_1 = dict(embedding_optimizer="lazy_adam", l2_nn=0.0)
 # Each "round 1 - X" changes one part of round 1 back or to an alternative; each "defaults - X"
 # one part of today's defaults.
 RECIPES = {
@@ -69,9 +68,9 @@ RECIPES = {
     "defaults - adam": {"embedding_optimizer": "adam"},
     "defaults - l2_nn 0": {"l2_nn": 0.0},
     "defaults + direct head": {"concat_head": "direct"},
-    "round 4 defaults (constant lr_nn)": {"lr_nn_decay_epochs": 0},
-    "round 4 defaults + lr_nn 3e-4": {"lr_nn_decay_epochs": 0, "lr_nn": 3e-4},
-    "defaults - lr_nn_decay_epochs 5": {"lr_nn_decay_epochs": 5},
+    "defaults + lr_nn 3e-4": {"lr_nn": 3e-4},
+    "defaults + lr_nn_decay_epochs 3": {"lr_nn_decay_epochs": 3},
+    "defaults + lr_nn_decay_epochs 5": {"lr_nn_decay_epochs": 5},
     "defaults": {},
 }
 

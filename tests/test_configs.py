@@ -11,7 +11,7 @@ PARSE = """
 import sys
 from absl import flags
 from optfusion_tf.cli import training_flags
-training_flags.define_common_flags("{stage}")
+training_flags.define_common_flags()
 getattr(training_flags, "define_{stage}_flags")()
 for path in sys.argv[1:]:
     flags.FLAGS.unparse_flags()

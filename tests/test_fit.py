@@ -219,17 +219,17 @@ def test_auto_embedding_optimizer_follows_the_batch_coverage(
     assert model.get_compile_config()["l2_nn"] == 1e-5
 
 
-def test_a_retrain_divides_the_networks_rate_every_decay_epochs_and_a_search_keeps_it(
+def test_the_networks_rate_steps_down_every_decay_epochs_and_is_constant_by_default(
         dataset_dir):
-    """Round 5 of issue 23: retrain.py's network rate is lr_nn / (1 + floor(epoch / 3)); the
-    search's stays lr_nn (its default --lr_nn_decay_epochs is 0)."""
+    """--lr_nn_decay_epochs=3: lr_nn / (1 + floor(epoch / 3)) for the network group, in the
+    search and the re-train; the default 0 keeps lr_nn."""
     stats = DatasetStats.load(dataset_dir)
     steps = fit.epoch_steps(stats, 512)
     sizes = dict(feature_num=stats.feature_num, num_fields=stats.num_fields, emb_dim=2, n=1,
                  seed=0)
 
-    def rates(model: OptFusionModel, epochs: tuple[int, ...]) -> list[float]:
-        compile_for_training(model, _config(dataset_dir, "unused"), stats)
+    def rates(model: OptFusionModel, epochs: tuple[int, ...], **overrides) -> list[float]:
+        compile_for_training(model, _config(dataset_dir, "unused", **overrides), stats)
         found = []
         for epoch in epochs:
             model.network_optimizer.iterations.assign(epoch * steps)
@@ -237,6 +237,9 @@ def test_a_retrain_divides_the_networks_rate_every_decay_epochs_and_a_search_kee
         return found
 
     epochs = (0, 2, 3, 5, 6, 30)
+    stepped = [1e-3, 1e-3, 5e-4, 5e-4, 1e-3 / 3, 1e-3 / 11]
+    assert rates(OptFusionModel.from_preset("parallel", **sizes), epochs,
+                 lr_nn_decay_epochs=3) == pytest.approx(stepped)
+    assert rates(OptFusionModel(**sizes), epochs, lr_nn_decay_epochs=3) == pytest.approx(stepped)
     assert rates(OptFusionModel.from_preset("parallel", **sizes), epochs) == pytest.approx(
-        [1e-3, 1e-3, 5e-4, 5e-4, 1e-3 / 3, 1e-3 / 11])
-    assert rates(OptFusionModel(**sizes), epochs) == pytest.approx([1e-3] * len(epochs))
+        [1e-3] * len(epochs))

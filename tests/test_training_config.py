@@ -14,7 +14,7 @@ import pytest
 from conftest import demo_dataset
 from test_experiment import _config
 
-from optfusion_tf.training.config import ExperimentError, TrainingConfig, for_stage
+from optfusion_tf.training.config import ExperimentError, TrainingConfig
 from optfusion_tf.training.experiment import run_retrain, run_search
 
 
@@ -70,11 +70,10 @@ def test_damaged_datasets_are_refused_before_anything_is_written(dataset_dir, tm
 
 
 FLAG_DEFAULTS = """
-import json, sys
+import json
 from absl import flags
 from optfusion_tf.cli import training_flags
-training_flags.define_common_flags(sys.argv[1])
-for define in ("search", "retrain"):
+for define in ("common", "search", "retrain"):
     getattr(training_flags, f"define_{define}_flags")()
 module_flags = flags.FLAGS.flags_by_module_dict()[training_flags.__name__]
 print(json.dumps({flag.name: flag.default for flag in module_flags}))
@@ -86,13 +85,11 @@ NO_CONFIG_DEFAULT = {
 }
 
 
-@pytest.mark.parametrize("stage", ["search", "retrain"])
-def test_flag_defaults_are_the_training_config_defaults(stage):
+def test_flag_defaults_are_the_training_config_defaults():
     """Issue 28, item 5: the defaults of optfusion_tf/cli/training_flags.py and of
-    TrainingConfig are the same values (a run from Python is the run of the CLI's defaults),
-    the stage's where they differ (--lr_nn_decay_epochs, round 5 of issue 23)."""
+    TrainingConfig are the same values (a run from Python is the run of the CLI's defaults)."""
     proc = subprocess.run(
-        [sys.executable, "-c", FLAG_DEFAULTS, stage], capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", FLAG_DEFAULTS], capture_output=True, text=True, timeout=120
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     flag_defaults = json.loads(proc.stdout.splitlines()[-1])
@@ -102,31 +99,22 @@ def test_flag_defaults_are_the_training_config_defaults(stage):
         NO_CONFIG_DEFAULT
     )
     assert all(flag_defaults[name] is None for name in NO_CONFIG_DEFAULT)
-    staged = for_stage(TrainingConfig(dataset_dir="", run_dir=""), stage)
     differ = {
-        name: (flag_defaults[name], getattr(staged, name))
-        for name in fields
-        if name not in NO_CONFIG_DEFAULT and flag_defaults[name] != getattr(staged, name)
+        name: (flag_defaults[name], default)
+        for name, default in fields.items()
+        if name not in NO_CONFIG_DEFAULT and flag_defaults[name] != default
     }
     assert not differ, f"flag default != TrainingConfig default: {differ}"
-    assert flag_defaults["lr_nn_decay_epochs"] == {"search": 0, "retrain": 3}[stage]
 
 
-def test_an_unset_decay_is_the_stages_and_a_given_one_is_kept():
-    config = TrainingConfig(dataset_dir="", run_dir="")
-    assert config.lr_nn_decay_epochs is None
-    assert for_stage(config, "search").lr_nn_decay_epochs == 0
-    assert for_stage(config, "retrain").lr_nn_decay_epochs == 3
-    given = dataclasses.replace(config, lr_nn_decay_epochs=0)
-    assert for_stage(given, "retrain") is given
-
-
-def test_a_decay_with_a_plateau_step_is_refused_before_anything_is_written(dataset_dir, tmp_path):
+@pytest.mark.parametrize("stage", [run_search, run_retrain])
+def test_a_decay_with_a_plateau_step_is_refused_before_anything_is_written(
+        dataset_dir, tmp_path, stage):
     """Both would set the network's learning rate (the plateau step assigns to a schedule)."""
-    stepped = _config(dataset_dir, tmp_path / "run", preset="parallel", plateau_lr_factor=0.1)
+    config = _config(dataset_dir, tmp_path / "run", preset="parallel", plateau_lr_factor=0.1,
+                     lr_nn_decay_epochs=3)
+    if stage is run_search:
+        config = dataclasses.replace(config, preset=None)
     with pytest.raises(ExperimentError, match="plateau_lr_factor=0.1 and lr_nn_decay_epochs=3"):
-        run_retrain(stepped, [], given=set())
+        stage(config, []) if stage is run_search else stage(config, [], given=set())
     assert not (tmp_path / "run").exists()
-    assert for_stage(stepped, "search").lr_nn_decay_epochs == 0  # the search has no decay
-    constant = dataclasses.replace(stepped, lr_nn_decay_epochs=0)
-    assert for_stage(constant, "retrain") is constant

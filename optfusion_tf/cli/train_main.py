@@ -61,7 +61,7 @@ def run(stage: str) -> None:
     importing this module defines none) and runs it."""
     if stage not in STAGES:
         raise ValueError(f"stage must be one of {STAGES}. Received: {stage!r}")
-    training_flags.define_common_flags(stage)
+    training_flags.define_common_flags()
     getattr(training_flags, f"define_{stage}_flags")()
     show_flags_in_help(training_flags)
 

@@ -1,8 +1,7 @@
 """absl flag definitions shared by search.py and retrain.py (issue 4; DESIGN.md sections 4, 5, 7).
 
 The training recipe's defaults were chosen by measured test AUC against DeepCTR on the same
-rows (bench/recipe.py, bench/peers.py, docs/training-recipe.md): Adam 1e-3 (in a re-train the
-network's rate divided by 1 + floor(epoch / 3), LR_NN_DECAY_EPOCHS), gradients clipped
+rows (bench/recipe.py, bench/peers.py, docs/training-recipe.md): Adam 1e-3, gradients clipped
 to norm 10, N(0, 1e-4) embeddings, coupled L2 1e-5 on the embedding (FuxiCTR's value) and on
 the network (DeepCTR's cross-layer value), dense Adam where a batch looks up at least half of
 the table's rows and lazy_adam below (auto), glorot-normal kernels, early stopping after max(2 epochs, 128 steps) without a
@@ -25,7 +24,6 @@ from optfusion_tf.data.shuffle import SHUFFLES
 from optfusion_tf.distribute.distribution import DEFAULT_CLUSTER_WAIT_S, STRATEGIES
 from optfusion_tf.layers.initializers import KERNEL_INITS
 from optfusion_tf.optimizers.lazy_adam import EMBEDDING_OPTIMIZERS
-from optfusion_tf.training.config import LR_NN_DECAY_EPOCHS
 
 SELECTIONS = ("one_shot", "sequential")
 RETRAIN_FUSIONS = ("hard", "soft", *OPERATIONS)
@@ -41,9 +39,8 @@ def require_finite(names: tuple[str, ...]) -> None:
         )
 
 
-def define_common_flags(stage: str) -> None:
-    """Flags that search.py and retrain.py share; `stage` ("search" | "retrain") picks the
-    defaults that differ (--lr_nn_decay_epochs)."""
+def define_common_flags() -> None:
+    """Flags that search.py and retrain.py share."""
     flags.DEFINE_string("dataset_dir", None, "Preprocessed dataset directory (has stats.json).")
     flags.DEFINE_string(
         "run_dir", None, "Run directory to write; default runs/<stage>_<dataset dir name>."
@@ -90,9 +87,9 @@ def define_common_flags(stage: str) -> None:
     )
     flags.DEFINE_float("lr_nn", 1e-3, "Adam learning rate of the network weights.", lower_bound=0.0)
     flags.DEFINE_integer(
-        "lr_nn_decay_epochs", LR_NN_DECAY_EPOCHS[stage],
+        "lr_nn_decay_epochs", 0,
         "The network's learning rate is --lr_nn / (1 + floor(epoch / this)), epochs counted from "
-        "0 (0: constant). Default 0 in search.py, 3 in retrain.py.",
+        "0; 0 (the default): constant.",
         lower_bound=0,
     )
     flags.DEFINE_float("l2_emb", 1e-5, "Coupled L2 on the embedding rows.", lower_bound=0.0)

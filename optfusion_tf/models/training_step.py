@@ -116,9 +116,9 @@ class GroupedOptimizerModel(keras.Model):
 
         `compile()` with no optimizer gives the scripts' recipe: `lazy_adam` 1e-3 on the
         embedding, Adam 1e-3 on the network, Adam 0.1 on the architecture variables (if any);
-        retrain.py's decay of the network's rate needs the steps per epoch, so it is not a
-        default here: `network_optimizer=keras.optimizers.Adam(epoch_decayed_rate(1e-3, 3,
-        steps_per_epoch))` (optfusion_tf.optimizers.schedules) gives it.
+        the scripts' `--lr_nn_decay_epochs` (off by default) is
+        `network_optimizer=keras.optimizers.Adam(epoch_decayed_rate(1e-3, decay_epochs,
+        steps_per_epoch))` (optfusion_tf.optimizers.schedules).
         (The scripts' `--embedding_optimizer=auto` picks dense `"adam"` for a table with no
         more rows than a batch has ids; compile does not know the batch: pass
         `embedding_optimizer="adam"` for such a table.)

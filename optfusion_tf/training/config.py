@@ -46,8 +46,7 @@ class TrainingConfig:
     min_lr: float = 1e-6
     lr_emb: float = 1e-3
     lr_nn: float = 1e-3
-    # None: the stage's default, LR_NN_DECAY_EPOCHS (for_stage)
-    lr_nn_decay_epochs: int | None = None
+    lr_nn_decay_epochs: int = 0
     l2_emb: float = 1e-5
     l2_nn: float = 1e-5
     embedding_optimizer: str = "auto"
@@ -72,30 +71,21 @@ class TrainingConfig:
     init_from_search: bool = False
 
 
-# --lr_nn_decay_epochs when none is given: a re-train (a searched architecture or a preset)
-# divides the network's learning rate by 1 + floor(epoch / 3), which on Frappe gains 0.003 AUC
-# for the parallel preset and leaves runs that peak by epoch 3 as they were; the search keeps a
-# constant rate (docs/training-recipe.md, round 5).
-LR_NN_DECAY_EPOCHS = {"search": 0, "retrain": 3}
 SEARCH_ONLY = ("arch_lr", "init_constant", "selection")
 RETRAIN_ONLY = ("arch", "fusion", "preset", "init_from_search")
 # The flags whose values an --arch re-train takes from arch.json (retrain_arch, arch_flag_lines).
 ARCH_FLAGS = ("n", "shallow", "emb_dim", "operation_norm")
 
 
-def for_stage(config: TrainingConfig, stage: str) -> TrainingConfig:
-    """`config` with the defaults that depend on the stage ("search" | "retrain") filled in:
-    an unset `lr_nn_decay_epochs` becomes LR_NN_DECAY_EPOCHS[stage]. Refuses a decay together
-    with a plateau step (both would set the network's rate; the CLIs refuse it at parse)."""
-    if config.lr_nn_decay_epochs is None:
-        config = dataclasses.replace(config, lr_nn_decay_epochs=LR_NN_DECAY_EPOCHS[stage])
+def refuse_conflicting_rates(config: TrainingConfig) -> None:
+    """ExperimentError for a decay of the network's rate together with a plateau step: both
+    would set the rate (the CLIs refuse it at parse)."""
     if config.plateau_lr_factor < 1.0 and config.lr_nn_decay_epochs > 0:
         raise ExperimentError(
             f"plateau_lr_factor={config.plateau_lr_factor} and lr_nn_decay_epochs="
             f"{config.lr_nn_decay_epochs} both lower the network's learning rate; give "
             "lr_nn_decay_epochs=0 with a plateau step (or plateau_lr_factor=1)"
         )
-    return config
 
 
 def config_flag_lines(config: TrainingConfig, stage: str) -> list[str]:

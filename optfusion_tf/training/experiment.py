@@ -41,8 +41,8 @@ from optfusion_tf.models.model import OptFusionModel
 from optfusion_tf.training.config import (
     TrainingConfig,
     arch_flag_lines,
-    for_stage,
     load_dataset_stats,
+    refuse_conflicting_rates,
     retrain_arch,
     search_model_path,
 )
@@ -62,7 +62,7 @@ __all__ = ["run_retrain", "run_search"]
 
 def run_search(config: TrainingConfig, flag_lines: list[str]) -> dict[str, Any]:
     """Stage 1: searches connections and operations; writes arch.json. Returns metrics.json."""
-    config = for_stage(config, "search")
+    refuse_conflicting_rates(config)
     dist = join_cluster(config)
     with stop_unless_every_worker_succeeds(dist, INPUTS_REFUSED):
         stats = load_dataset_stats(config.dataset_dir)
@@ -116,7 +116,7 @@ def run_retrain(config: TrainingConfig, flag_lines: list[str], given: set[str]) 
     """Stage 2: re-trains a fixed architecture. Returns metrics.json.
 
     `given` names the flags the user set explicitly (`retrain_arch`)."""
-    config = for_stage(config, "retrain")
+    refuse_conflicting_rates(config)
     dist = join_cluster(config)
     with stop_unless_every_worker_succeeds(dist, INPUTS_REFUSED):
         stats = load_dataset_stats(config.dataset_dir)

@@ -33,7 +33,7 @@ from optfusion_tf.optimizers.lazy_adam import (
 from optfusion_tf.optimizers.schedules import epoch_decayed_rate
 from optfusion_tf.training.checkpoints import METADATA as BACKUP_METADATA
 from optfusion_tf.training.checkpoints import AtomicBestWeights, ResumeBackup, log_repair
-from optfusion_tf.training.config import MODEL_FILE, ExperimentError, TrainingConfig, for_stage
+from optfusion_tf.training.config import MODEL_FILE, ExperimentError, TrainingConfig
 from optfusion_tf.training.evaluation import ExactValidationMetrics, StopOnNaN
 from optfusion_tf.training.plateau import ValidationPlateau, effective_patience
 from optfusion_tf.training.run_dir import RunDir
@@ -156,9 +156,7 @@ def compile_for_training(
 ) -> None:
     """The three optimizer groups and coupled L2 of config (call under the strategy's scope);
     `--embedding_optimizer=auto` is resolved from the fraction of the table a batch looks up,
-    and the network's rate decays per `--lr_nn_decay_epochs` (unset: the stage's default, the
-    search's for a model with architecture variables, else the re-train's)."""
-    config = for_stage(config, "search" if model.architecture_variables else "retrain")
+    and the network's rate decays per `--lr_nn_decay_epochs` (0: constant)."""
     embedding_optimizer = config.embedding_optimizer
     if embedding_optimizer == AUTO:
         coverage = batch_coverage(config.dataset_dir, stats, config.batch_size)
