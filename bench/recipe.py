@@ -71,6 +71,7 @@ RECIPES = {
     "defaults + lr_nn 3e-4": {"lr_nn": 3e-4},
     "defaults + lr_nn_decay_epochs 3": {"lr_nn_decay_epochs": 3},
     "defaults + lr_nn_decay_epochs 5": {"lr_nn_decay_epochs": 5},
+    "defaults + lr_nn_decay_epochs 3, limit 3": {"lr_nn_decay_epochs": 3, "lr_nn_decay_limit": 3},
     "defaults": {},
 }
 

@@ -241,5 +241,8 @@ def test_the_networks_rate_steps_down_every_decay_epochs_and_is_constant_by_defa
     assert rates(OptFusionModel.from_preset("parallel", **sizes), epochs,
                  lr_nn_decay_epochs=3) == pytest.approx(stepped)
     assert rates(OptFusionModel(**sizes), epochs, lr_nn_decay_epochs=3) == pytest.approx(stepped)
+    floored = [1e-3, 1e-3, 5e-4, 5e-4, 1e-3 / 3, 1e-3 / 3]
+    assert rates(OptFusionModel.from_preset("parallel", **sizes), epochs, lr_nn_decay_epochs=3,
+                 lr_nn_decay_limit=3) == pytest.approx(floored)
     assert rates(OptFusionModel.from_preset("parallel", **sizes), epochs) == pytest.approx(
         [1e-3] * len(epochs))

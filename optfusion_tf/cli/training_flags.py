@@ -92,6 +92,12 @@ def define_common_flags() -> None:
         "0; 0 (the default): constant.",
         lower_bound=0,
     )
+    flags.DEFINE_integer(
+        "lr_nn_decay_limit", 0,
+        "The divisor of --lr_nn_decay_epochs stops at this: with 3 the network's rate never goes "
+        "below --lr_nn / 3; 0 (the default): no limit.",
+        lower_bound=0,
+    )
     flags.DEFINE_float("l2_emb", 1e-5, "Coupled L2 on the embedding rows.", lower_bound=0.0)
     flags.DEFINE_float("l2_nn", 1e-5, "Coupled L2 on the network weights.", lower_bound=0.0)
     flags.DEFINE_enum(

@@ -47,6 +47,7 @@ class TrainingConfig:
     lr_emb: float = 1e-3
     lr_nn: float = 1e-3
     lr_nn_decay_epochs: int = 0
+    lr_nn_decay_limit: int = 0
     l2_emb: float = 1e-5
     l2_nn: float = 1e-5
     embedding_optimizer: str = "auto"

@@ -156,7 +156,8 @@ def compile_for_training(
 ) -> None:
     """The three optimizer groups and coupled L2 of config (call under the strategy's scope);
     `--embedding_optimizer=auto` is resolved from the fraction of the table a batch looks up,
-    and the network's rate decays per `--lr_nn_decay_epochs` (0: constant)."""
+    and the network's rate decays per `--lr_nn_decay_epochs` (0: constant) down to
+    `--lr_nn_decay_limit`."""
     embedding_optimizer = config.embedding_optimizer
     if embedding_optimizer == AUTO:
         coverage = batch_coverage(config.dataset_dir, stats, config.batch_size)
@@ -168,7 +169,8 @@ def compile_for_training(
     model.compile(
         embedding_optimizer=make_embedding_optimizer(embedding_optimizer, config.lr_emb),
         network_optimizer=keras.optimizers.Adam(epoch_decayed_rate(
-            config.lr_nn, config.lr_nn_decay_epochs, epoch_steps(stats, config.batch_size)
+            config.lr_nn, config.lr_nn_decay_epochs, epoch_steps(stats, config.batch_size),
+            config.lr_nn_decay_limit,
         )),
         architecture_optimizer=(
             keras.optimizers.Adam(config.arch_lr) if model.architecture_variables else None
