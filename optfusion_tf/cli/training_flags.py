@@ -24,6 +24,7 @@ from optfusion_tf.data.shuffle import SHUFFLES
 from optfusion_tf.distribute.distribution import DEFAULT_CLUSTER_WAIT_S, STRATEGIES
 from optfusion_tf.layers.initializers import KERNEL_INITS
 from optfusion_tf.optimizers.lazy_adam import EMBEDDING_OPTIMIZERS
+from optfusion_tf.training.config import rates_conflict
 
 SELECTIONS = ("one_shot", "sequential")
 RETRAIN_FUSIONS = ("hard", "soft", *OPERATIONS)
@@ -178,7 +179,7 @@ def define_common_flags() -> None:
     )
     flags.register_multi_flags_validator(
         ["plateau_lr_factor", "lr_nn_decay_epochs"],
-        lambda v: v["plateau_lr_factor"] == 1.0 or v["lr_nn_decay_epochs"] == 0,
+        lambda v: not rates_conflict(v["plateau_lr_factor"], v["lr_nn_decay_epochs"]),
         message="--plateau_lr_factor<1 and --lr_nn_decay_epochs>0 both lower the network's "
         "learning rate; give --lr_nn_decay_epochs=0 with a plateau step (or "
         "--plateau_lr_factor=1)",

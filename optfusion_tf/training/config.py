@@ -78,10 +78,15 @@ RETRAIN_ONLY = ("arch", "fusion", "preset", "init_from_search")
 ARCH_FLAGS = ("n", "shallow", "emb_dim", "operation_norm")
 
 
+def rates_conflict(plateau_lr_factor: float, lr_nn_decay_epochs: int) -> bool:
+    """Whether a plateau step and a decay of the network's rate would both set that rate."""
+    return plateau_lr_factor < 1.0 and lr_nn_decay_epochs > 0
+
+
 def refuse_conflicting_rates(config: TrainingConfig) -> None:
-    """ExperimentError for a decay of the network's rate together with a plateau step: both
-    would set the rate (the CLIs refuse it at parse)."""
-    if config.plateau_lr_factor < 1.0 and config.lr_nn_decay_epochs > 0:
+    """ExperimentError for a decay of the network's rate together with a plateau step
+    (`rates_conflict`; the CLIs refuse it at parse)."""
+    if rates_conflict(config.plateau_lr_factor, config.lr_nn_decay_epochs):
         raise ExperimentError(
             f"plateau_lr_factor={config.plateau_lr_factor} and lr_nn_decay_epochs="
             f"{config.lr_nn_decay_epochs} both lower the network's learning rate; give "
