@@ -14,8 +14,9 @@ split again by each seed; the tables pool them), trains
   process with TF_USE_LEGACY_KERAS=1, on the same train / validation / test rows, exact sklearn
   AUC, Adam 1e-3, DeepCTR's defaults otherwise; the seed also seeds every initializer,
   --init_seed), stopped by our default rule: the best validation AUC, no learning-rate step,
-  early stop after max(--patience, ceil(--patience_steps / steps per epoch)) epochs without a
-  gain (optfusion_tf.training.plateau.effective_patience), best weights restored;
+  early stop after max(--patience, ceil(--patience_steps x the network rate's lowest divisor /
+  steps per epoch)) epochs without a gain (optfusion_tf.training.plateau.effective_patience),
+  best weights restored;
 then prints one table per dataset, writes <workdir>/<dataset>_val_auc.png (validation AUC per
 epoch of every model, first seed) and <workdir>/<dataset>_test_auc.png (test AUC per model,
 mean ± std and every seed), and, last, prints one JSON object with every run.
@@ -46,7 +47,7 @@ from optfusion_tf.data.stats import DatasetStats  # noqa: E402
 from optfusion_tf.training.config import TrainingConfig  # noqa: E402
 from optfusion_tf.architecture.presets import PRESETS  # noqa: E402
 from optfusion_tf.demo.demo_models import train_demo_models  # noqa: E402
-from optfusion_tf.training.plateau import effective_patience  # noqa: E402
+from optfusion_tf.training import fit  # noqa: E402
 
 PEERS = {"dcn": "DeepCTR DCN", "dcnmix": "DeepCTR DCNMix", "deepfm": "DeepCTR DeepFM",
          "xdeepfm": "DeepCTR xDeepFM"}
@@ -87,8 +88,7 @@ def stop_patience(dataset_dir: str, batch_size: int) -> int:
     if FLAGS.peer_patience is not None:
         return FLAGS.peer_patience
     defaults = TrainingConfig(dataset_dir=dataset_dir, run_dir="")
-    steps = -(-DatasetStats.load(dataset_dir).rows["train"] // batch_size)
-    return effective_patience(defaults.patience, defaults.patience_steps, steps)
+    return fit.stop_patience(defaults, fit.epoch_steps(DatasetStats.load(dataset_dir), batch_size))
 
 
 def peer_run(dataset_dir: str, model: str, seed: int, batch_size: int, patience: int) -> dict:

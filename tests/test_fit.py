@@ -246,3 +246,14 @@ def test_the_networks_rate_steps_down_every_decay_epochs_and_is_constant_by_defa
                  lr_nn_decay_limit=3) == pytest.approx(floored)
     assert rates(OptFusionModel.from_preset("parallel", **sizes), epochs) == pytest.approx(
         [1e-3] * len(epochs))
+
+
+def test_the_stop_rule_waits_longer_at_a_lower_rate(dataset_dir):
+    """--patience_steps count at the full rate: 128 steps of 17 are 8 epochs at a constant
+    rate, 23 with the rate's floor at a third; long epochs keep --patience."""
+    config = _config(dataset_dir, "unused", patience=2, patience_steps=128)
+    assert fit.stop_patience(dataclasses.replace(config, lr_nn_decay_epochs=0), 17) == 8
+    assert fit.stop_patience(dataclasses.replace(
+        config, lr_nn_decay_epochs=3, lr_nn_decay_limit=3), 17) == 23
+    assert fit.stop_patience(dataclasses.replace(
+        config, lr_nn_decay_epochs=3, lr_nn_decay_limit=3), 8900) == 2

@@ -36,11 +36,30 @@ def test_effective_patience_covers_patience_steps(patience, patience_steps, step
     assert effective_patience(patience, patience_steps, steps) == expected
 
 
+@pytest.mark.parametrize("steps, divisor, expected", [(17, 3, 23), (17, 1, 8), (8900, 3, 2)])
+def test_patience_steps_count_at_the_full_rate(steps, divisor, expected):
+    assert effective_patience(2, 128, steps, rate_divisor=divisor) == expected
+
+
+# Our stacked preset on a Frappe split (split 2, seed 1) with the network's rate at 1e-3 / 3
+# from epoch 7: a plateau from epoch 6 on; its best, 0.9354 at epoch 8, is tied at epoch 16.
+STACKED_FRAPPE = [0.9123, 0.9249, 0.9284, 0.9318, 0.9346, 0.9351, 0.9353, 0.9354, 0.9351,
+                  0.9349, 0.9349, 0.9350, 0.9351, 0.9352, 0.9353, 0.9354]
+
+
+def test_a_plateau_at_a_third_of_the_rate_gets_three_times_the_steps():
+    assert stop_epoch(STACKED_FRAPPE, effective_patience(2, 128, 17)) == (16, pytest.approx(1e-3))
+    assert stop_epoch(STACKED_FRAPPE, effective_patience(2, 128, 17, rate_divisor=3)) == (
+        0, pytest.approx(1e-3))
+
+
 def test_effective_patience_errors():
     with pytest.raises(ValueError, match="`steps_per_epoch` must be an integer >= 1"):
         effective_patience(2, 128, 0)
     with pytest.raises(ValueError, match="`patience_steps`"):
         effective_patience(2, -1, 10)
+    with pytest.raises(ValueError, match="`rate_divisor`"):
+        effective_patience(2, 128, 10, rate_divisor=0)
 
 
 def test_a_short_plateau_of_short_epochs_does_not_stop_the_run():

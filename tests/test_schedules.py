@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 import pytest
 
-from optfusion_tf.optimizers.schedules import epoch_decayed_rate
+from optfusion_tf.optimizers.schedules import epoch_decayed_rate, lowest_rate_divisor
 
 
 def test_the_rate_is_divided_by_one_plus_the_finished_decay_periods():
@@ -39,3 +39,9 @@ def test_no_decay_is_the_constant_itself_and_the_schedule_round_trips():
 def test_bad_arguments_are_refused(decay_epochs, steps, limit):
     with pytest.raises(ValueError, match="decay_epochs and limit must be >= 0 and steps_per_epoch"):
         epoch_decayed_rate(1e-3, decay_epochs, steps, limit)
+
+
+def test_the_lowest_rate_divisor_is_the_limit_of_a_decay():
+    assert lowest_rate_divisor(3, 3) == 3
+    assert lowest_rate_divisor(0, 3) == 1  # constant
+    assert lowest_rate_divisor(3, 0) == 1  # no last rate

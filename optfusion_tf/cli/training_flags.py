@@ -67,8 +67,9 @@ def define_common_flags() -> None:
     )
     flags.DEFINE_integer(
         "patience_steps", 128,
-        "Early stopping waits at least this many optimizer steps without validation-AUC gain: "
-        "max(--patience, ceil(patience_steps / steps per epoch)) epochs, so that short epochs "
+        "Early stopping waits at least this many optimizer steps at the full learning rate "
+        "without validation-AUC gain: max(--patience, ceil(patience_steps x L / steps per "
+        "epoch)) epochs, L = --lr_nn_decay_limit with a decay (1 without), so that short epochs "
         "(small data, large batches) do not end a run on a plateau; 0: --patience alone.",
         lower_bound=0,
     )

@@ -42,3 +42,9 @@ def epoch_decayed_rate(
         boundaries=[k * period - 1 for k in range(1, limit)],
         values=[learning_rate / k for k in range(1, limit + 1)],
     )
+
+
+def lowest_rate_divisor(decay_epochs: int, limit: int) -> int:
+    """The divisor of `epoch_decayed_rate`'s last and lowest rate: `limit` for a decay with a
+    limit, 1 for a constant rate (and for a decay without a limit, which has no last rate)."""
+    return limit if decay_epochs > 0 and limit > 0 else 1

@@ -30,7 +30,7 @@ from optfusion_tf.optimizers.lazy_adam import (
     make_embedding_optimizer,
     resolve_embedding_optimizer,
 )
-from optfusion_tf.optimizers.schedules import epoch_decayed_rate
+from optfusion_tf.optimizers.schedules import epoch_decayed_rate, lowest_rate_divisor
 from optfusion_tf.training.checkpoints import METADATA as BACKUP_METADATA
 from optfusion_tf.training.checkpoints import AtomicBestWeights, ResumeBackup, log_repair
 from optfusion_tf.training.config import MODEL_FILE, ExperimentError, TrainingConfig
@@ -90,7 +90,7 @@ def fit_phase(config: TrainingConfig, stats: DatasetStats, phase: Phase) -> tupl
     finished_epochs = _backed_up_epochs(phase.backup_dir)
     steps = epoch_steps(stats, config.batch_size)
     train = training_batches(config, dist, steps, first_pass=finished_epochs)
-    patience = effective_patience(config.patience, config.patience_steps, steps)
+    patience = stop_patience(config, steps)
     nan_guard = StopOnNaN()
     best_so_far = metrics.best
     plateau = ValidationPlateau(
@@ -111,7 +111,8 @@ def fit_phase(config: TrainingConfig, stats: DatasetStats, phase: Phase) -> tupl
     ]
     logging.info(
         "%s: at most %d epochs of %d steps (batch %d) on %s; early stop after %d epochs without "
-        "validation-AUC gain (--patience=%d, --patience_steps=%d)", phase.name, config.epochs,
+        "validation-AUC gain (--patience=%d, --patience_steps=%d at the full rate)", phase.name,
+        config.epochs,
         steps, config.batch_size, config.dataset_dir, patience, config.patience,
         config.patience_steps,
     )
@@ -188,6 +189,16 @@ def _backed_up_epochs(backup_dir: str) -> int:
         return 0
     with open(path, encoding="utf-8") as f:
         return int(json.load(f)["epoch"])
+
+
+def stop_patience(config: TrainingConfig, steps: int) -> int:
+    """Epochs without a validation-AUC gain before a run of `config` stops, at `steps` optimizer
+    steps an epoch: `effective_patience`, `--patience_steps` counted at the full rate (times
+    the divisor of the network's lowest rate)."""
+    return effective_patience(
+        config.patience, config.patience_steps, steps,
+        lowest_rate_divisor(config.lr_nn_decay_epochs, config.lr_nn_decay_limit),
+    )
 
 
 def epoch_steps(stats: DatasetStats, batch_size: int) -> int:

@@ -148,18 +148,25 @@ class ValidationPlateau(keras.callbacks.Callback):
         return False
 
 
-def effective_patience(patience: int, patience_steps: int, steps_per_epoch: int) -> int:
+def effective_patience(
+    patience: int, patience_steps: int, steps_per_epoch: int, rate_divisor: int = 1
+) -> int:
     """Epochs without a validation gain before early stopping: `patience` epochs, or more when
-    epochs are short, so that a run gets at least `patience_steps` optimizer steps to beat its
-    best: max(patience, ceil(patience_steps / steps_per_epoch)).
+    epochs are short, so that a run gets at least `patience_steps` optimizer steps at the full
+    learning rate to beat its best: max(patience, ceil(patience_steps x rate_divisor /
+    steps_per_epoch)). A step at a third of the rate moves the weights about a third as far,
+    so with the network's rate at lr / 3 (`rate_divisor` 3) a plateau gets three times the steps.
 
     Args:
         patience: the least number of epochs (>= 0).
-        patience_steps: the least number of steps (>= 0; 0: `patience` alone).
+        patience_steps: the least number of full-rate steps (>= 0; 0: `patience` alone).
         steps_per_epoch: optimizer steps of one epoch (>= 1).
+        rate_divisor: the learning rate's divisor at its lowest (>= 1;
+            optimizers.schedules.lowest_rate_divisor).
     """
     for name, value, low in (("patience", patience, 0), ("patience_steps", patience_steps, 0),
-                             ("steps_per_epoch", steps_per_epoch, 1)):
+                             ("steps_per_epoch", steps_per_epoch, 1),
+                             ("rate_divisor", rate_divisor, 1)):
         check_int(name, value, low)
-    return max(patience, -(-patience_steps // steps_per_epoch))
+    return max(patience, -(-patience_steps * rate_divisor // steps_per_epoch))
 
