@@ -14,8 +14,9 @@ A recipe is a set of TrainingConfig fields (the flags of search.py / retrain.py)
 defaults; "defaults" is what the flags give today. RECIPES lists what was compared: "before"
 (this project's recipe until issue 11), "issue 11 defaults" (FuxiCTR's protocol with lazy_adam
 and torch kernels), "round 1 defaults" (issue 23's first recipe: lazy_adam everywhere, no L2 on
-the network) with one thing changed ("round 1 - ..."), and today's defaults with one thing
-changed ("defaults - ...").
+the network) with one thing changed ("round 1 - ..."), "round 5 defaults" (today's with a
+constant network rate) with one thing changed ("round 5 + ..."), and today's defaults with one
+thing changed ("defaults - ...").
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from optfusion_tf.training.experiment import run_retrain  # noqa: E402
 BEFORE = dict(
     epochs=5, patience=1, patience_steps=0, plateau_lr_factor=1.0, lr_emb=3e-3, lr_nn=3e-3,
     l2_emb=3e-6, l2_nn=3e-6, embedding_optimizer="lazy_adam", embedding_init_std=1e-2,
-    kernel_init="torch", clip_global_norm=0.0, shuffle="chunks",
+    kernel_init="torch", clip_global_norm=0.0, shuffle="chunks", lr_nn_decay_epochs=0,
 )
 # The defaults of issue 11: BARS / FuxiCTR's protocol (Adam 1e-3, x0.1 on every epoch without a
 # gain, stop after 2, clip 10, N(0, 1e-4) embeddings, L2 1e-5 on the embedding only) with
@@ -46,12 +47,14 @@ BEFORE = dict(
 ISSUE_11 = dict(
     epochs=100, patience=2, patience_steps=0, plateau_lr_factor=0.1, lr_emb=1e-3, lr_nn=1e-3,
     l2_emb=1e-5, l2_nn=0.0, embedding_optimizer="lazy_adam", embedding_init_std=1e-4,
-    kernel_init="torch", clip_global_norm=10.0, shuffle="examples",
+    kernel_init="torch", clip_global_norm=10.0, shuffle="examples", lr_nn_decay_epochs=0,
 )
 # The first defaults of issue 23 (round 1): lazy_adam on every table and no L2 on the network.
-ROUND_1 = dict(embedding_optimizer="lazy_adam", l2_nn=0.0)
-# Each "round 1 - X" changes one part of round 1 back or to an alternative; each "defaults - X"
-# one part of today's defaults.
+ROUND_1 = dict(embedding_optimizer="lazy_adam", l2_nn=0.0, lr_nn_decay_epochs=0)
+# The defaults of rounds 3 to 5 of issue 23: today's with a constant network rate.
+ROUND_5 = dict(lr_nn_decay_epochs=0)
+# Each "round 1 - X" changes one part of round 1 back or to an alternative, each "round 5 + X"
+# one part of round 5's; each "defaults - X" one part of today's defaults.
 RECIPES = {
     "before": BEFORE,
     "issue 11 defaults": ISSUE_11,
@@ -67,11 +70,11 @@ RECIPES = {
     "defaults - lazy_adam": {"embedding_optimizer": "lazy_adam"},
     "defaults - adam": {"embedding_optimizer": "adam"},
     "defaults - l2_nn 0": {"l2_nn": 0.0},
-    "defaults + direct head": {"concat_head": "direct"},
-    "defaults + lr_nn 3e-4": {"lr_nn": 3e-4},
-    "defaults + lr_nn_decay_epochs 3": {"lr_nn_decay_epochs": 3},
-    "defaults + lr_nn_decay_epochs 5": {"lr_nn_decay_epochs": 5},
-    "defaults + lr_nn_decay_epochs 3, limit 3": {"lr_nn_decay_epochs": 3, "lr_nn_decay_limit": 3},
+    "round 5 defaults": ROUND_5,
+    "round 5 + direct head": {**ROUND_5, "concat_head": "direct"},
+    "round 5 + lr_nn 3e-4": {**ROUND_5, "lr_nn": 3e-4},
+    "round 5 + lr_nn_decay_epochs 3": {"lr_nn_decay_limit": 0},
+    "round 5 + lr_nn_decay_epochs 5": {"lr_nn_decay_epochs": 5, "lr_nn_decay_limit": 0},
     "defaults": {},
 }
 

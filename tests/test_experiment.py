@@ -201,9 +201,11 @@ def _cli(script: str, *args: str, env_extra: dict | None = None, **kwargs) -> su
 def test_unknown_flag_values_exit_nonzero_and_write_nothing(dataset_dir, tmp_path):
     cases = (["--fusion=bogus"], ["--preset=diamond"], ["--shallow=fm"], ["--l2_nn=nan"],
              ["--lr_emb=inf"], ["--kernel_init=he"],
-             ["--patience=0", "--patience_steps=0", "--plateau_lr_factor=0.1"],
-             ["--min_lr=0.01", "--plateau_lr_factor=0.5"],
+             ["--patience=0", "--patience_steps=0", "--plateau_lr_factor=0.1",
+              "--lr_nn_decay_epochs=0"],
+             ["--min_lr=0.01", "--plateau_lr_factor=0.5", "--lr_nn_decay_epochs=0"],
              ["--plateau_lr_factor=0.1", "--lr_nn_decay_epochs=3"],  # both set the rate
+             ["--plateau_lr_factor=0.1"],  # so does the default decay
              ["--lr_nn_decay_epochs=-1"], ["--seed=-1"], [f"--seed={2**32}"])
     # All at once (each process is mostly TensorFlow's import), each with its own run dir.
     procs = [_cli("retrain.py", f"--dataset_dir={dataset_dir}", f"--run_dir={tmp_path / str(i)}", *args)

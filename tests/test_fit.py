@@ -109,7 +109,8 @@ def test_killed_search_resumes_and_stops_where_an_uninterrupted_run_stops(datase
     state (best val AUC, epochs without gain) and the data order of the uninterrupted run, so it
     stops at the same epoch with the same metrics."""
     args = [f"--dataset_dir={dataset_dir}", "--emb_dim=2", "--n=1", "--batch_size=64",
-            "--epochs=8", "--patience=1", "--seed=5", "--lr_emb=0.03", "--lr_nn=0.03"]
+            "--epochs=8", "--patience=1", "--seed=5", "--lr_emb=0.03", "--lr_nn=0.03",
+            "--lr_nn_decay_epochs=0"]  # a constant rate: the stop rule's 128 steps stop it early
     # Three runs kill themselves with a sitecustomize hook, then run once more without it:
     # (name, hook, whether the backup's latest weights open after the kill, environment).
     # Issue 12, item 2: a SIGKILL while epoch 2's backup is written (half-written file): the
@@ -219,10 +220,9 @@ def test_auto_embedding_optimizer_follows_the_batch_coverage(
     assert model.get_compile_config()["l2_nn"] == 1e-5
 
 
-def test_the_networks_rate_steps_down_every_decay_epochs_and_is_constant_by_default(
-        dataset_dir):
-    """--lr_nn_decay_epochs=3: lr_nn / (1 + floor(epoch / 3)) for the network group, in the
-    search and the re-train; the default 0 keeps lr_nn."""
+def test_the_networks_rate_steps_down_to_a_third_by_default(dataset_dir):
+    """Defaults: lr_nn / min(1 + floor(epoch / 3), 3) for the network group, in the search and
+    the re-train; --lr_nn_decay_limit=0 keeps stepping down, --lr_nn_decay_epochs=0 keeps lr_nn."""
     stats = DatasetStats.load(dataset_dir)
     steps = fit.epoch_steps(stats, 512)
     sizes = dict(feature_num=stats.feature_num, num_fields=stats.num_fields, emb_dim=2, n=1,
@@ -237,15 +237,14 @@ def test_the_networks_rate_steps_down_every_decay_epochs_and_is_constant_by_defa
         return found
 
     epochs = (0, 2, 3, 5, 6, 30)
+    floored = [1e-3, 1e-3, 5e-4, 5e-4, 1e-3 / 3, 1e-3 / 3]
+    assert rates(OptFusionModel.from_preset("parallel", **sizes), epochs) == pytest.approx(floored)
+    assert rates(OptFusionModel(**sizes), epochs) == pytest.approx(floored)
     stepped = [1e-3, 1e-3, 5e-4, 5e-4, 1e-3 / 3, 1e-3 / 11]
     assert rates(OptFusionModel.from_preset("parallel", **sizes), epochs,
-                 lr_nn_decay_epochs=3) == pytest.approx(stepped)
-    assert rates(OptFusionModel(**sizes), epochs, lr_nn_decay_epochs=3) == pytest.approx(stepped)
-    floored = [1e-3, 1e-3, 5e-4, 5e-4, 1e-3 / 3, 1e-3 / 3]
-    assert rates(OptFusionModel.from_preset("parallel", **sizes), epochs, lr_nn_decay_epochs=3,
-                 lr_nn_decay_limit=3) == pytest.approx(floored)
-    assert rates(OptFusionModel.from_preset("parallel", **sizes), epochs) == pytest.approx(
-        [1e-3] * len(epochs))
+                 lr_nn_decay_limit=0) == pytest.approx(stepped)
+    assert rates(OptFusionModel.from_preset("parallel", **sizes), epochs,
+                 lr_nn_decay_epochs=0) == pytest.approx([1e-3] * len(epochs))
 
 
 def test_the_stop_rule_waits_longer_at_a_lower_rate(dataset_dir):

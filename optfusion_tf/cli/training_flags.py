@@ -1,7 +1,8 @@
 """absl flag definitions shared by search.py and retrain.py (issue 4; DESIGN.md sections 4, 5, 7).
 
 The training recipe's defaults were chosen by measured test AUC against DeepCTR on the same
-rows (bench/recipe.py, bench/peers.py, docs/training-recipe.md): Adam 1e-3, gradients clipped
+rows (bench/recipe.py, bench/peers.py, docs/training-recipe.md): Adam 1e-3 (the network's rate
+1e-3 for 3 epochs, 5e-4 for 3, then 1e-3 / 3), gradients clipped
 to norm 10, N(0, 1e-4) embeddings, coupled L2 1e-5 on the embedding (FuxiCTR's value) and on
 the network (DeepCTR's cross-layer value), dense Adam where a batch looks up at least half of
 the table's rows and lazy_adam below (auto), glorot-normal kernels, early stopping after max(2 epochs, 128 steps) without a
@@ -89,15 +90,16 @@ def define_common_flags() -> None:
     )
     flags.DEFINE_float("lr_nn", 1e-3, "Adam learning rate of the network weights.", lower_bound=0.0)
     flags.DEFINE_integer(
-        "lr_nn_decay_epochs", 0,
+        "lr_nn_decay_epochs", 3,
         "The network's learning rate is --lr_nn / (1 + floor(epoch / this)), epochs counted from "
-        "0; 0 (the default): constant.",
+        "0, until the divisor reaches --lr_nn_decay_limit; 0: constant. Give 0 with a "
+        "--plateau_lr_factor below 1.",
         lower_bound=0,
     )
     flags.DEFINE_integer(
-        "lr_nn_decay_limit", 0,
-        "The divisor of --lr_nn_decay_epochs stops at this: with 3 the network's rate never goes "
-        "below --lr_nn / 3; 0 (the default): no limit.",
+        "lr_nn_decay_limit", 3,
+        "The divisor of --lr_nn_decay_epochs stops at this: with 3 (the default) the network's "
+        "rate never goes below --lr_nn / 3; 0: no limit.",
         lower_bound=0,
     )
     flags.DEFINE_float("l2_emb", 1e-5, "Coupled L2 on the embedding rows.", lower_bound=0.0)

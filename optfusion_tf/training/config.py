@@ -46,8 +46,10 @@ class TrainingConfig:
     min_lr: float = 1e-6
     lr_emb: float = 1e-3
     lr_nn: float = 1e-3
-    lr_nn_decay_epochs: int = 0
-    lr_nn_decay_limit: int = 0
+    # The network's rate: lr_nn for 3 epochs, lr_nn / 2 for 3, then lr_nn / 3 (round 6 of
+    # docs/training-recipe.md: Frappe's validation AUC moves on noise at a constant 1e-3).
+    lr_nn_decay_epochs: int = 3
+    lr_nn_decay_limit: int = 3
     l2_emb: float = 1e-5
     l2_nn: float = 1e-5
     embedding_optimizer: str = "auto"
