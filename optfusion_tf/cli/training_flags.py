@@ -5,9 +5,10 @@ rows (bench/recipe.py, bench/peers.py, docs/training-recipe.md): Adam 1e-3 (the 
 1e-3 for 3 epochs, 5e-4 for 3, then 1e-3 / 3), gradients clipped
 to norm 10, N(0, 1e-4) embeddings, coupled L2 1e-5 on the embedding (FuxiCTR's value) and on
 the network (DeepCTR's cross-layer value), dense Adam where a batch looks up at least half of
-the table's rows and lazy_adam below (auto), glorot-normal kernels, early stopping after max(2 epochs, 128 steps) without a
-validation-AUC gain and no learning-rate step (a step at the first flat epoch, or patience 2 on
-17-step epochs, ended Frappe runs on their plateau). The search keeps the reference's arch_lr
+the table's rows and lazy_adam below (auto), glorot-normal kernels, early stopping after
+max(2 epochs, 128 steps at the full rate, i.e. 384 steps at the default rate's floor of 1/3)
+without a validation-AUC gain and no step on a plateau (a step at the first flat epoch, or
+patience 2 on 17-step epochs, ended Frappe runs on their plateau). The search keeps the reference's arch_lr
 0.1 and init_constant 0.5; the paper's per-dataset settings are in configs/*.flags.
 """
 

@@ -116,9 +116,10 @@ class GroupedOptimizerModel(keras.Model):
 
         `compile()` with no optimizer gives the scripts' recipe: `lazy_adam` 1e-3 on the
         embedding, Adam 1e-3 on the network, Adam 0.1 on the architecture variables (if any);
-        the scripts' `--lr_nn_decay_epochs` / `--lr_nn_decay_limit` (off by default) are
-        `network_optimizer=keras.optimizers.Adam(epoch_decayed_rate(1e-3, decay_epochs,
-        steps_per_epoch, limit))` (optfusion_tf.optimizers.schedules).
+        the scripts' network rate (`--lr_nn_decay_epochs=3 --lr_nn_decay_limit=3` by default)
+        is `network_optimizer=keras.optimizers.Adam(epoch_decayed_rate(1e-3, 3,
+        steps_per_epoch, 3))` (optfusion_tf.optimizers.schedules); compile's own default is the
+        constant 1e-3.
         (The scripts' `--embedding_optimizer=auto` picks dense `"adam"` for a table with no
         more rows than a batch has ids; compile does not know the batch: pass
         `embedding_optimizer="adam"` for such a table.)
