@@ -41,7 +41,9 @@ import sys
 import tempfile
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from optfusion_tf.cli.quiet import import_tensorflow_quietly  # noqa: E402
+
+import_tensorflow_quietly()  # before keras: hides TensorFlow's C++ start-up lines
 
 RESULT_TAG = "DISTRIBUTED_BENCH "
 

@@ -36,7 +36,9 @@ import sys
 import tempfile
 from typing import Sequence
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from optfusion_tf.cli.quiet import import_tensorflow_quietly  # noqa: E402
+
+import_tensorflow_quietly()  # before keras: hides TensorFlow's C++ start-up lines
 
 import keras  # noqa: E402
 from absl import app, flags, logging  # noqa: E402

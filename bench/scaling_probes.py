@@ -39,7 +39,9 @@ import sys
 import traceback
 from typing import Any, Callable
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from optfusion_tf.cli.quiet import import_tensorflow_quietly  # noqa: E402
+
+import_tensorflow_quietly()  # before keras: hides TensorFlow's C++ start-up lines
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402

@@ -25,7 +25,9 @@ import sys
 import time
 from typing import Any, Sequence
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from optfusion_tf.cli.quiet import import_tensorflow_quietly  # noqa: E402
+
+import_tensorflow_quietly()  # before keras: hides TensorFlow's C++ start-up lines
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
