@@ -9,7 +9,8 @@ its summaries, and every warning and error. What it hides:
   come before its logging is initialised and ignore that variable (tensorflow/tensorflow#100442).
   `import_tensorflow_quietly` loads TensorFlow and lists the devices with the process' stderr
   (file descriptor 2) sent to /dev/null, then restores it. Setting `TF_CPP_MIN_LOG_LEVEL`
-  yourself (to any value) turns this off and shows them.
+  yourself (to any value) turns this off and shows them; the processes a script starts
+  (preprocessing workers, which import the script again) inherit its quiet start.
 - INFO lines of other libraries (TensorFlow's SavedModel writer, Keras): `quiet_library_logs`
   lets absl's handler pass INFO records of optfusion_tf's own modules only and sets the
   `tensorflow` logger to WARNING. absl's own `--verbosity=1` (or higher) shows everything.
@@ -40,17 +41,24 @@ def _stderr_to_devnull() -> Iterator[None]:
         os.close(saved)
 
 
+# Set beside TF_CPP_MIN_LOG_LEVEL when that value is ours, not the user's: child processes
+# inherit both (a worker started by spawn or forkserver imports the script's __main__ again)
+# and stay quiet, where the variable alone would read as the user asking for the lines.
+SET_BY_US = "OPTFUSION_TF_QUIET_TF_CPP_MIN_LOG_LEVEL"
+
+
 def import_tensorflow_quietly() -> None:
     """Imports TensorFlow and initialises its devices without the C++ start-up lines, unless
     the user set TF_CPP_MIN_LOG_LEVEL (then as TensorFlow does by itself). Call it before
     anything imports TensorFlow; an import error is raised after stderr is restored."""
     if "tensorflow" in sys.modules:
         return
-    if "TF_CPP_MIN_LOG_LEVEL" in os.environ:
+    level = os.environ.get("TF_CPP_MIN_LOG_LEVEL")
+    if level is not None and level != os.environ.get(SET_BY_US):
         import tensorflow  # noqa: F401
 
         return
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = os.environ[SET_BY_US] = "2"
     with _stderr_to_devnull():
         import tensorflow as tf
 
