@@ -15,8 +15,8 @@ defaults; "defaults" is what the flags give today. RECIPES lists what was compar
 (this project's recipe until issue 11), "issue 11 defaults" (FuxiCTR's protocol with lazy_adam
 and torch kernels), "round 1 defaults" (issue 23's first recipe: lazy_adam everywhere, no L2 on
 the network) with one thing changed ("round 1 - ..."), "round 5 defaults" (today's with a
-constant network rate) with one thing changed ("round 5 + ..."), and today's defaults with one
-thing changed ("defaults - ...").
+constant network rate) with one thing changed ("round 5 - ..." / "round 5 + ..."), and
+"defaults", today's (round 6).
 """
 
 from __future__ import annotations
@@ -55,8 +55,8 @@ ISSUE_11 = dict(
 ROUND_1 = dict(embedding_optimizer="lazy_adam", l2_nn=0.0, lr_nn_decay_epochs=0)
 # The defaults of rounds 3 to 5 of issue 23: today's with a constant network rate.
 ROUND_5 = dict(lr_nn_decay_epochs=0)
-# Each "round 1 - X" changes one part of round 1 back or to an alternative, each "round 5 + X"
-# one part of round 5's; each "defaults - X" one part of today's defaults.
+# Each "round 1 - X" changes one part of round 1 back or to an alternative, each "round 5 - X"
+# or "round 5 + X" one part of round 5's.
 RECIPES = {
     "before": BEFORE,
     "issue 11 defaults": ISSUE_11,
@@ -69,9 +69,9 @@ RECIPES = {
     "round 1 - embedding init 1e-3": {**ROUND_1, "embedding_init_std": 1e-3},
     "round 1 - l2_emb 0": {**ROUND_1, "l2_emb": 0.0},
     "round 1 - no clipping": {**ROUND_1, "clip_global_norm": 0.0},
-    "defaults - lazy_adam": {"embedding_optimizer": "lazy_adam"},
-    "defaults - adam": {"embedding_optimizer": "adam"},
-    "defaults - l2_nn 0": {"l2_nn": 0.0},
+    "round 5 - lazy_adam": {**ROUND_5, "embedding_optimizer": "lazy_adam"},
+    "round 5 - adam": {**ROUND_5, "embedding_optimizer": "adam"},
+    "round 5 - l2_nn 0": {**ROUND_5, "l2_nn": 0.0},
     "round 5 defaults": ROUND_5,
     "round 5 + direct head": {**ROUND_5, "concat_head": "direct"},
     "round 5 + lr_nn 3e-4": {**ROUND_5, "lr_nn": 3e-4},
