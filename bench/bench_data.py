@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import os
+import re
 import statistics
 from typing import Iterable, Sequence
 
@@ -60,6 +61,30 @@ class BenchDataset:
     split_seed: int = SPLIT_SEED
 
 
+SYNTHETIC_NAME = re.compile(r"synthetic_[1-9][0-9]*(_sorted)?")
+NAMES_HELP = "frappe, criteo_sample, avazu_sample, synthetic_<N> or synthetic_<N>_sorted"
+
+
+def is_dataset_name(name: str) -> bool:
+    """Whether `name` is one of the dataset names of the module docstring."""
+    return name == "frappe" or name in SAMPLES or SYNTHETIC_NAME.fullmatch(name) is not None
+
+
+def register_dataset_names_validator(flag_name: str) -> None:
+    """Refuses at parse a --`flag_name` (a name or a list of names) that names no dataset."""
+
+    def check(value: str | Sequence[str] | None) -> bool:
+        unknown = [n for n in ([value] if isinstance(value, str) else value or [])
+                   if not is_dataset_name(n)]
+        if unknown:
+            raise flags.ValidationError(
+                f"--{flag_name}: unknown dataset {', '.join(map(repr, unknown))}; expected "
+                f"{NAMES_HELP} (bench/bench_data.py)")
+        return True
+
+    flags.register_validator(flag_name, check)
+
+
 def prepare(names: Sequence[str], workdir: str, batch_size: int,
             split_seeds: Sequence[int] = (SPLIT_SEED,)) -> list[BenchDataset]:
     """Preprocesses each named dataset (see the module docstring) with each split seed unless
@@ -70,6 +95,8 @@ def prepare(names: Sequence[str], workdir: str, batch_size: int,
     """
     out = []
     for name in names:
+        if not is_dataset_name(name):
+            raise ValueError(f"Unknown dataset name {name!r}; expected {NAMES_HELP}")
         csv_options = None
         if name == "frappe":
             kind, raw, csv_options = "csv", os.path.join(SHARED_DATA, "frappe.csv"), FRAPPE
@@ -84,18 +111,14 @@ def prepare(names: Sequence[str], workdir: str, batch_size: int,
                 logging.warning("%s not found: %s is skipped", raw, name)
                 continue
             size = SAMPLE_BATCH_SIZE
-        elif name.startswith("synthetic_"):
+        else:  # synthetic_<N>[_sorted]
             rows, _, order = name[len("synthetic_"):].partition("_")
-            if not rows.isdigit() or order not in ("", "sorted"):
-                raise ValueError(f"Unknown dataset name {name!r}; see bench/bench_data.py")
             kind, size = "criteo", batch_size
             raw = os.path.join(workdir, f"synthetic_{rows}.txt")
             if not os.path.isfile(raw):
                 write_demo_criteo(raw, int(rows), seed=2022)
             if order == "sorted":
                 raw = _sorted_by_label(raw, os.path.join(workdir, f"{name}.txt"))
-        else:
-            raise ValueError(f"Unknown dataset name {name!r}; see bench/bench_data.py")
         for split_seed in split_seeds:
             path = os.path.join(
                 workdir, name if split_seed == SPLIT_SEED else f"{name}_split{split_seed}")

@@ -64,6 +64,7 @@ STDERR_TAIL = 3000
 FLAGS = flags.FLAGS
 flags.DEFINE_string("dataset_dir", None, "One preprocessed dataset directory (has stats.json).")
 flags.DEFINE_list("datasets", [], "Or bench/bench_data.py dataset names, e.g. criteo_sample.")
+bench_data.register_dataset_names_validator("datasets")
 flags.DEFINE_list("seeds", ["1", "2", "3"], "Training seeds.")
 flags.DEFINE_integer("emb_dim", 10, "Embedding size of every model.", lower_bound=1)
 flags.DEFINE_integer("batch_size", 4096,

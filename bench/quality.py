@@ -37,6 +37,7 @@ from optfusion_tf.training.config import ExperimentError, TrainingConfig  # noqa
 FLAGS = flags.FLAGS
 flags.DEFINE_list("datasets", ["criteo_sample", "avazu_sample", "synthetic_100000"],
                   "Datasets (bench/bench_data.py names).")
+bench_data.register_dataset_names_validator("datasets")
 flags.DEFINE_list("seeds", ["1", "2", "3"], "Training seeds.")
 flags.DEFINE_integer("emb_dim", 10, "Embedding size of every model.", lower_bound=1)
 flags.DEFINE_integer("batch_size", 4096, "Batch size of the synthetic sets.", lower_bound=1)

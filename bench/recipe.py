@@ -83,6 +83,7 @@ RECIPES = {
 FLAGS = flags.FLAGS
 flags.DEFINE_list("datasets", ["frappe", "criteo_sample", "avazu_sample"],
                   "Datasets (bench/bench_data.py names).")
+bench_data.register_dataset_names_validator("datasets")
 flags.DEFINE_list("recipes", list(RECIPES), "Recipes to compare (keys of RECIPES).")
 flags.DEFINE_list("seeds", ["1", "2", "3"], "Training seeds.")
 flags.DEFINE_integer("emb_dim", 10, "Embedding size.", lower_bound=1)

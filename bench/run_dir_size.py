@@ -44,6 +44,7 @@ GIB = 2**30
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("dataset", "frappe", "A bench/bench_data.py dataset name.")
+bench_data.register_dataset_names_validator("dataset")
 flags.DEFINE_integer("epochs", 3, "Epochs of each run.", lower_bound=1)
 flags.DEFINE_integer("emb_dim", 10, "Embedding size of the measured runs.", lower_bound=1)
 flags.DEFINE_integer("batch_size", 4096, "Batch size of frappe and the synthetic sets.", lower_bound=1)

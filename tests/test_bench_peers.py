@@ -160,6 +160,31 @@ def test_bad_split_seeds_are_refused_at_parse(flag, message, tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize("script", ["peers.py", "recipe.py"])
+def test_an_unknown_dataset_name_is_refused_at_parse_naming_it(script, tmp_path):
+    # It was a traceback (ValueError from bench_data.prepare) after the flags were accepted.
+    proc = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "bench" / script), "--datasets=frappe,criteo,synthetic_0",
+         f"--workdir={tmp_path / 'o'}"], capture_output=True, text=True, timeout=300,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert "--datasets: unknown dataset 'criteo', 'synthetic_0'; expected frappe" in proc.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_dataset_names():
+    sys.path.insert(0, str(REPO_ROOT / "bench"))
+    try:
+        import bench_data
+    finally:
+        sys.path.remove(str(REPO_ROOT / "bench"))
+    for name in ("frappe", "criteo_sample", "avazu_sample", "synthetic_600", "synthetic_9_sorted"):
+        assert bench_data.is_dataset_name(name), name
+    for name in ("criteo", "synthetic_", "synthetic_0", "synthetic_1e5", "synthetic_5_shuffled",
+                 "Frappe", ""):
+        assert not bench_data.is_dataset_name(name), name
+
+
 def test_split_seeds_with_a_dataset_dir_is_refused(dataset_dir, tmp_path):
     proc = _run(f"--dataset_dir={dataset_dir}", "--split_seeds=1", "--peers=",
                 f"--workdir={tmp_path / 'o'}")
