@@ -19,7 +19,11 @@ from conftest import SHARED_DATA
 from optfusion_tf.data.formats import CRITEO_COLUMNS
 from optfusion_tf.data.reader import load_split
 from optfusion_tf.export.savedmodel import export_savedmodel
-from test_export_helpers import make_retrain_run, preprocess_sample, probabilities, raw_split_rows
+from optfusion_tf.models.model import OptFusionModel
+from optfusion_tf.training.evaluation import predict_logits
+from test_export_helpers import (
+    make_retrain_run, preprocess_sample, probabilities, raw_split_rows,
+)
 
 FUSIONS = ("hard", "soft")
 
@@ -65,6 +69,31 @@ def exports(criteo, tmp_path_factory):
         assert result.fusion == fusion and result.max_abs_diff <= 1e-5 and result.raw_example
         out[fusion] = (result.path, keras.saving.load_model(os.path.join(run, "model.keras")))
     return out
+
+
+def test_bfloat16_deep_blocks_export_and_serve_the_evaluated_scores(criteo, tmp_path):
+    # The SavedModel's graph, like the evaluation's compiled forward, fuses each deep block's
+    # matmul, bias and ReLU, so bfloat16 blocks round elsewhere than in the eager Keras call
+    # (0.02 apart here, with non-zero biases): the check compares graph with graph.
+    stats, dataset_dir, ids, _ = criteo
+    model = OptFusionModel.from_preset(
+        "parallel", feature_num=stats.feature_num, num_fields=stats.num_fields, emb_dim=8,
+        dataset=stats.dataset, seed=3, embedding_init_std=0.3, deep_dtype="mixed_bfloat16",
+    )
+    model.build((None, stats.num_fields))
+    rng = np.random.default_rng(0)
+    for variable in model.weights:
+        if variable.path.endswith("bias"):  # as after training
+            variable.assign(rng.normal(0, 0.1, variable.shape).astype("float32"))
+    model.output_layer.kernel.assign(model.output_layer.kernel * 60.0)
+    run = make_retrain_run(tmp_path / "run", dataset_dir, "hard", model=model)
+    result = export_savedmodel(run, str(tmp_path / "export"))
+    assert result.max_abs_diff <= 1e-5
+    served = tf.saved_model.load(result.path).signatures["serving_default"]
+    probability = served(feature_ids=tf.constant(ids))["probability"].numpy().reshape(-1)
+    labels, logits = predict_logits(model, tf.data.Dataset.from_tensor_slices(
+        (ids, np.zeros((len(ids), 1), "float32"))).batch(4096))
+    np.testing.assert_allclose(probability, 1 / (1 + np.exp(-logits)), atol=1e-5)
 
 
 def test_layout_is_tf_serving_s(exports):

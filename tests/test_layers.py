@@ -92,6 +92,23 @@ def test_deep_block_without_extras_is_dense_relu():
     assert [w.path.split("/", 1)[1] for w in layer.weights] == ["dense/kernel", "dense/bias"]
 
 
+def test_a_mixed_bfloat16_deep_block_keeps_float32_weights_and_output():
+    exact = DeepBlock(3, batch_norm=True)
+    mixed = DeepBlock(3, batch_norm=True, dtype="mixed_bfloat16")
+    exact.build(X.shape)
+    mixed.build(X.shape)
+    mixed.set_weights(exact.get_weights())
+    assert {w.dtype for w in mixed.weights} == {"float32"}
+    assert mixed.dense.compute_dtype == "bfloat16"
+    y = mixed(X, training=False)
+    # The block's result comes back in float32, for the float32 layers after it.
+    assert keras.backend.standardize_dtype(y.dtype) == "float32"
+    # bfloat16 keeps 8 significant bits: within 1% of the float32 block.
+    np.testing.assert_allclose(y, exact(X, training=False), rtol=1e-2, atol=1e-2)
+    restored = DeepBlock.from_config(mixed.get_config())
+    assert restored.dtype_policy.name == "mixed_bfloat16"
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [

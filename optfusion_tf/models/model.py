@@ -43,7 +43,7 @@ BETA_INIT_STDDEV = math.sqrt(2.0 / (len(OPERATIONS) + 1))
 _CONFIG_KEYS = (
     "feature_num", "num_fields", "emb_dim", "n", "shallow", "fusion", "arch", "dropout",
     "batch_norm", "init_constant", "embedding_init_std", "kernel_init", "seed", "dataset",
-    "operation_norm", "concat_head",
+    "operation_norm", "concat_head", "deep_dtype",
 )
 
 
@@ -82,6 +82,10 @@ class OptFusionModel(GroupedOptimizerModel):
             "direct" as one, the logit layer over the concatenated inputs (kernel [K * W, 1]:
             DCN's head). The same functions, trained differently (docs/model.md, "The output
             node"). Other models build the same with either.
+        deep_dtype: the dtype policy of the deep blocks, one of DEEP_DTYPES: "float32"
+            (default) or "mixed_bfloat16" (float32 weights, the blocks' matmuls in bfloat16:
+            faster where the hardware has bfloat16 units, docs/training.md). Everything else,
+            the logits included, stays float32.
         seed: seeds every initializer (and the dropout) for a reproducible model; None draws
             them from Keras' global seed (`keras.utils.set_random_seed`).
         dataset: dataset kind, recorded in `current_arch()` and checked against `arch`.
@@ -113,6 +117,7 @@ class OptFusionModel(GroupedOptimizerModel):
         dataset: str = "",
         operation_norm: str = "none",
         concat_head: str = "projected",
+        deep_dtype: str = "float32",
         **kwargs: Any,
     ) -> None:
         mode = fusion  # the public spelling of the argument and config key is `fusion`
@@ -120,7 +125,8 @@ class OptFusionModel(GroupedOptimizerModel):
             feature_num=feature_num, num_fields=num_fields, emb_dim=emb_dim, n=n,
             shallow=shallow, fusion=fusion, dropout=dropout, init_constant=init_constant,
             embedding_init_std=embedding_init_std, kernel_init=kernel_init,
-            operation_norm=operation_norm, concat_head=concat_head, seed=seed,
+            operation_norm=operation_norm, concat_head=concat_head, deep_dtype=deep_dtype,
+            seed=seed,
         )
         arch = checked_arch(
             arch, mode, dataset, num_fields, feature_num, n, shallow, operation_norm
@@ -143,6 +149,7 @@ class OptFusionModel(GroupedOptimizerModel):
         self.dataset = dataset
         self.operation_norm = operation_norm
         self.concat_head = concat_head
+        self.deep_dtype = deep_dtype
         self.space = SearchSpace(n)
 
         self._graph = plan_nodes(self.space, mode, arch)
@@ -164,7 +171,8 @@ class OptFusionModel(GroupedOptimizerModel):
         self.output_layer = add_node_layers(
             self._graph, self.components, self.fusions, shallow=shallow, num_fields=num_fields,
             width=self.width, dropout=dropout, batch_norm=batch_norm, kernel_init=kernel_init,
-            operation_norm=operation_norm, direct_head=self._direct_head, seed=seed,
+            operation_norm=operation_norm, direct_head=self._direct_head,
+            deep_dtype=deep_dtype, seed=seed,
         )
         # "projected": the two maps computed as one (ConcatFusion.through_linear_head: same
         # function and weights, a fraction of the work).

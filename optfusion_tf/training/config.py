@@ -56,6 +56,7 @@ class TrainingConfig:
     embedding_init_std: float = 1e-4
     kernel_init: str = "glorot_normal"
     concat_head: str = "projected"
+    deep_dtype: str = "float32"
     clip_global_norm: float = 10.0
     shuffle: str = "examples"
     operation_norm: str = "none"

@@ -47,6 +47,7 @@ from optfusion_tf.training.config import (
     search_model_path,
 )
 from optfusion_tf.training.fit import Phase, fit_phase
+from optfusion_tf.training.precision import warn_unless_native
 from optfusion_tf.training.results import earlier_seconds, write_results
 from optfusion_tf.training.run_dir import RunDir
 from optfusion_tf.training.workers import (
@@ -83,7 +84,9 @@ def _search(
         batch_norm=config.batch_norm, init_constant=config.init_constant, seed=config.seed,
         dataset=stats.dataset, operation_norm=config.operation_norm,
         embedding_init_std=config.embedding_init_std, kernel_init=config.kernel_init,
+        deep_dtype=config.deep_dtype,
     )
+    warn_unless_native(config.deep_dtype)
     if config.selection == "one_shot":
         model, best_epoch = fit_phase(
             config, stats,
@@ -145,7 +148,9 @@ def _retrain(
         batch_norm=config.batch_norm, seed=config.seed, dataset=stats.dataset,
         operation_norm=arch.operation_norm, embedding_init_std=config.embedding_init_std,
         kernel_init=config.kernel_init, concat_head=config.concat_head,
+        deep_dtype=config.deep_dtype,
     )
+    warn_unless_native(config.deep_dtype)
     _explain_operations_without_gradient(arch, mode)
     warnings = arch.numerical_warnings(mode)
     for warning in warnings:
