@@ -7,8 +7,8 @@
 For every dataset (a directory written by dataprocess/*2TF.py, or bench/bench_data.py names)
 and seed (and, with --split_seeds, every split of the named datasets: the same raw rows
 split again by each seed; the tables pool them), trains
-- ours, with the default flags of search.py / retrain.py (only --emb_dim, --batch_size and
-  --seed set): the parallel and stacked presets, and a search followed by OptFusion-Hard and
+- ours, with the default flags of search.py / retrain.py (only --emb_dim, --batch_size,
+  --seed and --deep_dtype set): the parallel and stacked presets, and a search followed by OptFusion-Hard and
   -Soft re-trained from it;
 - DeepCTR 0.9.4's DCN, DCNMix, DeepFM and xDeepFM (bench/deepctr_peer.py, each in its own
   process with TF_USE_LEGACY_KERAS=1, on the same train / validation / test rows, exact sklearn
@@ -48,6 +48,7 @@ from curves import plot_test_auc, plot_validation_curves  # noqa: E402
 from optfusion_tf.data.stats import DatasetStats  # noqa: E402
 from optfusion_tf.training.config import TrainingConfig  # noqa: E402
 from optfusion_tf.architecture.presets import PRESETS  # noqa: E402
+from optfusion_tf.layers.deep_block import DEEP_DTYPES  # noqa: E402
 from optfusion_tf.demo.demo_models import train_demo_models  # noqa: E402
 from optfusion_tf.training import fit  # noqa: E402
 
@@ -77,6 +78,8 @@ flags.DEFINE_integer("peer_patience", None, "DeepCTR: epochs without validation-
                      "rule waits on that dataset (effective_patience); >= 1, as "
                      "bench/deepctr_peer.py requires (our --patience=0 stops as 1 does).",
                      lower_bound=1)
+flags.DEFINE_enum("deep_dtype", "float32", DEEP_DTYPES,
+                  "Ours: retrain.py's / search.py's --deep_dtype (DeepCTR computes in float32).")
 flags.DEFINE_string("workdir", "bench/out/peers", "Datasets and runs (git-ignored).")
 bench_data.define_split_seeds_flag()
 
@@ -121,7 +124,8 @@ def our_runs(dataset_dir: str, workdir: str, seed: int, batch_size: int) -> dict
     """Our models with the default recipe: model key -> metrics.json, with the run's
     validation AUC per epoch added as "val_auc_curve"."""
     base = TrainingConfig(dataset_dir=dataset_dir, run_dir="", emb_dim=FLAGS.emb_dim,
-                          batch_size=batch_size, seed=seed, overwrite=True)
+                          batch_size=batch_size, seed=seed, overwrite=True,
+                          deep_dtype=FLAGS.deep_dtype)
     retrains = tuple(
         (key, {"preset": key} if key in PRESETS else {"fusion": key})
         for key in OURS if key in FLAGS.ours
@@ -187,10 +191,12 @@ def main(argv: Sequence[str]) -> None:
             f"{FLAGS.emb_dim}, batch {batch_size}, the same stopping rule "
             f"(dot: best epoch)",
         )
-        title = (f"{name}: emb_dim {FLAGS.emb_dim}, batch {batch_size}, "
+        dtype = "" if FLAGS.deep_dtype == "float32" else f"ours' deep blocks {FLAGS.deep_dtype}, "
+        title = (f"{name}: emb_dim {FLAGS.emb_dim}, batch {batch_size}, {dtype}"
                  f"{bench_data.runs_label(FLAGS.seeds, splits)} (mean ± std)")
         auc_png = plot_test_auc(rows, os.path.join(FLAGS.workdir, f"{name}_test_auc.png"), title)
         report[name] = {"batch_size": batch_size, "emb_dim": FLAGS.emb_dim,
+                        "deep_dtype": FLAGS.deep_dtype,
                         "split_seeds": list(patience), "patience_epochs": patience,
                         "models": rows, "verdict": verdict(rows), "curves_png": png,
                         "test_auc_png": auc_png}

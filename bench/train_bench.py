@@ -5,6 +5,8 @@ d=10) -- with a 1M-row table, n=3 and CrossNet shallow components, at batch 4096
 - samples/s of a search step (the supernet, three optimizer groups, lazy_adam) and of a hard
   re-train step of the `parallel` preset (DCN-like: S1->S2->S3 and D1->D2->D3 from E,
   O = CONCAT(S3, D3)), each with `jit_compile` off and on (keys `search`, `search_jit`, ...);
+  the hard step also with `--deep_dtype=mixed_bfloat16` (keys `hard_bf16`, `hard_bf16_jit`:
+  the deep blocks' matmuls in bfloat16, float32 weights; `--deep_dtypes`);
 - the analytic training FLOPs per sample (3 x optfusion_tf.analysis.flops.analytic_flops_per_sample) and
   the achieved GFLOP/s as a fraction of this machine's fp32 matmul GFLOP/s at the same W: a
   warmed-up chain of [4096, W] x [W, W] tf.matmul, measured in the same run, in alternation
@@ -22,8 +24,10 @@ d=10) -- with a 1M-row table, n=3 and CrossNet shallow components, at batch 4096
   1e-3, binary cross-entropy, a 1M-row table split over the F fields, the same batch size and
   random in-memory ids), which times one round of steps per round of ours. `dcn_ratios` gives
   ours / DCN samples/s per shape (`hard_over_dcn`: the `parallel` preset as the scripts run it,
-  jit off; also with jit and the search step when measured); the target is >= 1.5x at every
-  shape. The steps are not the same work: ours updates the embedding with lazy_adam (only the
+  jit off; also with jit, bfloat16 deep blocks and the search step when measured); the
+  target is >= 1.5x at every shape (`parallel_ge_1.5x_dcn`: float32, the scripts' default;
+  `parallel_bf16_ge_1.5x_dcn`: --deep_dtype=mixed_bfloat16; DCN computes in float32 both
+  times). The steps are not the same work: ours updates the embedding with lazy_adam (only the
   rows in the batch, coupled L2 on them) and the network with Adam, and clips the global
   gradient norm; DeepCTR's uses tf_keras' Adam on every variable (moments of every table row
   decay each step), L2 regularizers over the whole embedding and linear tables (a dense [V, d]
@@ -74,6 +78,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from optfusion_tf.analysis.flops import analytic_flops_per_sample  # noqa: E402
+from optfusion_tf.layers.deep_block import DEEP_DTYPES  # noqa: E402
 from optfusion_tf.optimizers.lazy_adam import make_embedding_optimizer  # noqa: E402
 from optfusion_tf.models.model import OptFusionModel  # noqa: E402
 from optfusion_tf.training.evaluation import evaluate_split  # noqa: E402
@@ -154,11 +159,11 @@ class _StepTimer(keras.callbacks.Callback):
 
 def build_model(
     fusion: str, num_fields: int, emb_dim: int, vocab: int, jit: bool,
-    metrics: list | None = None, lr_emb: float = LR_EMB,
+    metrics: list | None = None, lr_emb: float = LR_EMB, deep_dtype: str = "float32",
 ) -> OptFusionModel:
     """A compiled search model, or the hard `parallel` preset, as our scripts build them."""
     shape = dict(feature_num=vocab, num_fields=num_fields, emb_dim=emb_dim, n=N_PAIRS,
-                 shallow=SHALLOW, seed=0)
+                 shallow=SHALLOW, seed=0, deep_dtype=deep_dtype)
     if fusion == "search":
         model = OptFusionModel(fusion="search", **shape)
     else:
@@ -175,11 +180,18 @@ def build_model(
     return model
 
 
+def variant_key(fusion: str, jit: bool, deep_dtype: str) -> str:
+    """The result key of a step: "hard", "hard_jit", "hard_bf16", "hard_bf16_jit", ..."""
+    return fusion + ("_bf16" if deep_dtype == "mixed_bfloat16" else "") + ("_jit" if jit else "")
+
+
 def measure_steps(
     fusion: str, num_fields: int, emb_dim: int, vocab: int, batch: int, jits: list[bool],
     rounds: int, steps_per_round: int, peer: "DeepCTRStep | None" = None,
+    deep_dtypes: tuple[str, ...] = ("float32",),
 ) -> dict[str, dict[str, Any]]:
-    """Step throughput of one model per `jit_compile` value, timed in alternation.
+    """Step throughput of one model per `jit_compile` value and deep dtype (`--deep_dtype`),
+    timed in alternation (keys from `variant_key`).
 
     Each round measures the matmul reference, then runs `1 + steps_per_round` steps of each
     model (the first step of a `fit` call includes its setup and is not timed) and, with a
@@ -188,27 +200,31 @@ def measure_steps(
     """
     ids, labels = random_batches(batch, num_fields, vocab)
     data = tf.data.Dataset.from_tensor_slices((ids, labels)).batch(batch).repeat()
-    models = {jit: build_model(fusion, num_fields, emb_dim, vocab, jit) for jit in jits}
+    models = {
+        variant_key(fusion, jit, dtype): build_model(fusion, num_fields, emb_dim, vocab, jit,
+                                                     deep_dtype=dtype)
+        for dtype in deep_dtypes for jit in jits
+    }
     for model in models.values():
         model.fit(data, steps_per_epoch=2, epochs=1, verbose=0)  # trace (and XLA-compile)
     width = num_fields * emb_dim
     matmul: list[float] = []
-    seconds: dict[bool, list[float]] = {jit: [] for jit in jits}
+    seconds: dict[str, list[float]] = {key: [] for key in models}
     peer_seconds: list[float] = []
     for _ in range(rounds):
         matmul.append(matmul_gflops(width, batch))
-        for jit, model in models.items():
+        for key, model in models.items():
             timer = _StepTimer()
             model.fit(data, steps_per_epoch=1 + steps_per_round, epochs=1, verbose=0,
                       callbacks=[timer])
-            seconds[jit] += np.diff(timer.times)[1:].tolist()
+            seconds[key] += np.diff(timer.times)[1:].tolist()
         if peer is not None:
             peer_seconds += peer.steps(steps_per_round)
     matmul.append(matmul_gflops(width, batch))
     reference = float(statistics.median(matmul))
     results = {}
-    for jit, model in models.items():
-        step = float(statistics.median(seconds[jit]))
+    for key, model in models.items():
+        step = float(statistics.median(seconds[key]))
         forward = analytic_flops_per_sample(model)
         achieved = batch / step * 3 * forward / 1e9
         result = {
@@ -221,10 +237,10 @@ def measure_steps(
             "matmul_gflops_all": [round(g, 1) for g in matmul],
             "fraction_of_matmul": round(achieved / reference, 3),
         }
-        print(f"  {fusion:6s} F={num_fields:2d} d={emb_dim:2d} V={vocab:>10,d} jit={jit!s:5s} "
+        print(f"  {key:13s} F={num_fields:2d} d={emb_dim:2d} V={vocab:>10,d} "
               f"{result['samples_per_second']:9.1f} samples/s  {achieved:7.2f} GFLOP/s  "
-              f"{result['fraction_of_matmul']:.0%} of matmul ({reference:.1f})", flush=True)
-        results[fusion + ("_jit" if jit else "")] = result
+              f"{result['fraction_of_matmul']:.0%} of fp32 matmul ({reference:.1f})", flush=True)
+        results[key] = result
     if peer is not None:
         step = float(statistics.median(peer_seconds))
         results["dcn"] = {"step_seconds": round(step, 4),
@@ -407,12 +423,19 @@ def main() -> None:
                         help=f"comma-separated, of {[*SHAPES, *PAPER_SHAPE]} (paper: for a GPU)")
     parser.add_argument("--parts", default=",".join(PARTS),
                         help=f"comma-separated subset of {', '.join(PARTS)} (dcn implies hard)")
+    parser.add_argument("--deep_dtypes", default=",".join(DEEP_DTYPES),
+                        help="comma-separated --deep_dtype values of the hard steps (the search "
+                             "step: float32)")
     parser.add_argument("--validation_shape", choices=tuple(SHAPES), default="criteo")
     parser.add_argument("--validation_repeats", type=int, default=None)
     args = parser.parse_args()
     unknown = [shape for shape in args.shapes.split(",") if shape not in {**SHAPES, **PAPER_SHAPE}]
     if unknown:
         parser.error(f"--shapes: unknown {unknown}; expected some of {[*SHAPES, *PAPER_SHAPE]}")
+    deep_dtypes = tuple(args.deep_dtypes.split(","))
+    if not set(deep_dtypes) <= set(DEEP_DTYPES):
+        parser.error(f"--deep_dtypes: unknown {sorted(set(deep_dtypes) - set(DEEP_DTYPES))}; "
+                     f"expected some of {list(DEEP_DTYPES)}")
     parts = set(args.parts.split(","))
     unknown = parts - set(PARTS)
     if unknown:
@@ -450,8 +473,11 @@ def main() -> None:
             if fusion == "hard" and "dcn" in parts:
                 peer = DeepCTRStep(num_fields, emb_dim, vocab, batch)
             try:
-                entry.update(measure_steps(fusion, num_fields, emb_dim, vocab, batch, jits,
-                                           rounds, args.steps_per_round, peer))
+                entry.update(measure_steps(
+                    fusion, num_fields, emb_dim, vocab, batch, jits, rounds,
+                    args.steps_per_round, peer,
+                    deep_dtypes=deep_dtypes if fusion == "hard" else ("float32",),
+                ))
             finally:
                 if peer is not None:
                     peer.close()
@@ -459,7 +485,7 @@ def main() -> None:
             dcn = entry["dcn"]["samples_per_second"]
             dcn_ratios[shape] = {
                 f"{key}_over_dcn": round(entry[key]["samples_per_second"] / dcn, 3)
-                for key in ("hard", "hard_jit", "search", "search_jit") if key in entry
+                for key in entry if key.startswith(("hard", "search"))
             }
             print(f"  {shape}: " + ", ".join(f"{k} {v:.2f}x" for k, v in dcn_ratios[shape].items()),
                   flush=True)
@@ -509,7 +535,7 @@ def main() -> None:
     jit_speedup = {
         f"{shape}/{fusion}": round(entry[f"{fusion}_jit"]["samples_per_second"]
                                    / entry[fusion]["samples_per_second"], 3)
-        for shape, entry in shapes.items() for fusion in ("search", "hard")
+        for shape, entry in shapes.items() for fusion in ("search", "hard", "hard_bf16")
         if f"{fusion}_jit" in entry and fusion in entry
     }
     targets: dict[str, Any] = {}
@@ -524,10 +550,14 @@ def main() -> None:
     if dcn_ratios:
         # our parallel preset as the scripts run it (jit_compile "auto": off on a CPU) when
         # measured, else with XLA
-        targets["parallel_ge_1.5x_dcn"] = {
-            shape: ratios.get("hard_over_dcn", ratios.get("hard_jit_over_dcn", 0)) >= 1.5
-            for shape, ratios in dcn_ratios.items()
-        }
+        for name, prefix in (("parallel", "hard"), ("parallel_bf16", "hard_bf16")):
+            if any(f"{prefix}_over_dcn" in r or f"{prefix}_jit_over_dcn" in r
+                   for r in dcn_ratios.values()):
+                targets[f"{name}_ge_1.5x_dcn"] = {
+                    shape: ratios.get(f"{prefix}_over_dcn",
+                                      ratios.get(f"{prefix}_jit_over_dcn", 0)) >= 1.5
+                    for shape, ratios in dcn_ratios.items()
+                }
     result = {
         "bench": "train_bench",
         "machine": {"processor": platform.processor() or platform.machine(),

@@ -87,9 +87,14 @@ def test_both_sides_stop_by_the_same_rule_and_the_curves_are_drawn(dataset_dir, 
     if any(importlib.util.find_spec(name) is None for name in ("deepctr", "tf_keras")):
         pytest.skip('needs the peers extra: pip install -e ".[peers]"')
     proc = _run(f"--dataset_dir={dataset_dir}", "--peers=dcn", "--ours=parallel", "--seeds=1",
-                "--emb_dim=2", "--batch_size=8", f"--workdir={tmp_path}")
+                "--emb_dim=2", "--batch_size=8", f"--workdir={tmp_path}",
+                "--deep_dtype=mixed_bfloat16")
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(proc.stdout.strip().splitlines()[-1])["ds"]
+    # --deep_dtype reaches our runs (DeepCTR's stay float32).
+    assert report["deep_dtype"] == "mixed_bfloat16"
+    flag_files = list(tmp_path.rglob("flags.txt"))
+    assert flag_files and all("--deep_dtype=mixed_bfloat16" in f.read_text() for f in flag_files)
     from optfusion_tf.data.stats import DatasetStats
 
     steps = -(-DatasetStats.load(dataset_dir).rows["train"] // 8)

@@ -52,6 +52,10 @@ def test_dcn_step_ratios_and_the_validation_pass():
     ratio = frappe["hard"]["samples_per_second"] / frappe["dcn"]["samples_per_second"]
     assert result["dcn_ratios"]["frappe"]["hard_over_dcn"] == pytest.approx(ratio, rel=1e-2)
     assert isinstance(result["targets"]["parallel_ge_1.5x_dcn"]["frappe"], bool)
+    # The same preset with bfloat16 deep blocks (--deep_dtype=mixed_bfloat16), in the same run.
+    ratio = frappe["hard_bf16"]["samples_per_second"] / frappe["dcn"]["samples_per_second"]
+    assert result["dcn_ratios"]["frappe"]["hard_bf16_over_dcn"] == pytest.approx(ratio, rel=1e-2)
+    assert isinstance(result["targets"]["parallel_bf16_ge_1.5x_dcn"]["frappe"], bool)
     valid = result["validation_pass"]
     assert valid["rows"] == 100_000 and valid["exact_seconds"] > 0
     assert valid["keras_evaluate_seconds"] > 0
