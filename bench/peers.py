@@ -48,7 +48,7 @@ from curves import plot_test_auc, plot_validation_curves  # noqa: E402
 from optfusion_tf.data.stats import DatasetStats  # noqa: E402
 from optfusion_tf.training.config import TrainingConfig  # noqa: E402
 from optfusion_tf.architecture.presets import PRESETS  # noqa: E402
-from optfusion_tf.layers.deep_block import DEEP_DTYPES  # noqa: E402
+from optfusion_tf.architecture.validation import DEEP_DTYPES  # noqa: E402
 from optfusion_tf.demo.demo_models import train_demo_models  # noqa: E402
 from optfusion_tf.training import fit  # noqa: E402
 

@@ -78,7 +78,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from optfusion_tf.analysis.flops import analytic_flops_per_sample  # noqa: E402
-from optfusion_tf.layers.deep_block import DEEP_DTYPES  # noqa: E402
+from optfusion_tf.architecture.validation import DEEP_DTYPES  # noqa: E402
 from optfusion_tf.optimizers.lazy_adam import make_embedding_optimizer  # noqa: E402
 from optfusion_tf.models.model import OptFusionModel  # noqa: E402
 from optfusion_tf.training.evaluation import evaluate_split  # noqa: E402

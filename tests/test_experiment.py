@@ -207,13 +207,21 @@ def test_unknown_flag_values_exit_nonzero_and_write_nothing(dataset_dir, tmp_pat
              ["--plateau_lr_factor=0.1", "--lr_nn_decay_epochs=3"],  # both set the rate
              ["--plateau_lr_factor=0.1"],  # so does the default decay
              ["--lr_nn_decay_epochs=-1"], ["--seed=-1"], [f"--seed={2**32}"])
-    # All at once (each process is mostly TensorFlow's import), each with its own run dir.
-    procs = [_cli("retrain.py", f"--dataset_dir={dataset_dir}", f"--run_dir={tmp_path / str(i)}", *args)
-             for i, args in enumerate(cases)]
+    # The flags are checked before TensorFlow is imported: here it cannot be.
+    no_tf = tmp_path / "no_tf" / "tensorflow"
+    no_tf.mkdir(parents=True)
+    (no_tf / "__init__.py").write_text("raise ImportError('TensorFlow imported before the flags')")
+    env = {"PYTHONPATH": f"{no_tf.parent}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    procs = [_cli("retrain.py", f"--dataset_dir={dataset_dir}", f"--run_dir={tmp_path / str(i)}",
+                  *args, env_extra=env) for i, args in enumerate(cases)]
     for i, (args, proc) in enumerate(zip(cases, procs)):
         out, _ = proc.communicate(timeout=600)
         assert proc.returncode != 0 and args[0].split("=")[0][2:] in out, out
+        assert "TensorFlow imported before the flags" not in out, out
         assert not (tmp_path / str(i)).exists()
+    for script in ("retrain.py", "search.py"):
+        out, _ = _cli(script, "--help", env_extra=env).communicate(timeout=600)
+        assert "--dataset_dir" in out and "--deep_dtype" in out, out
 
 
 # The modules that log during a run: the stage's (experiment.py and the modules it was split

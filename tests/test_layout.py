@@ -12,7 +12,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "optfusion_tf"
 # Which of our folders each folder may import (docs/architecture.md).
 ALLOWED = {
     "architecture": set(),
-    "layers": set(),
+    "layers": {"architecture"},
     "operations": {"architecture", "layers"},
     "optimizers": set(),
     "models": {"architecture", "layers", "operations", "optimizers"},

@@ -1,7 +1,9 @@
 """What a valid architecture spec is, and the checks of one (plain Python, no TensorFlow).
 
 - The names a spec may use: `OPERATIONS` (the fusion operations, in beta's order),
-  `SHALLOW_COMPONENTS`, `OPERATION_NORMS`; and `ArchitectureSpecError`, which every check raises.
+  `SHALLOW_COMPONENTS`, `OPERATION_NORMS`; the names of the model's other options
+  (`CONCAT_HEADS`, `KERNEL_INITS`, `DEEP_DTYPES`), which the scripts' flags take without
+  importing TensorFlow; and `ArchitectureSpecError`, which every check raises.
 - `validate(spec)`: the checks of an `ArchitectureSpec`'s fields against its n's search space (every
   edge and fusing node, finite logits, known names), each with a message naming what is wrong.
 - `ArchitectureSpecChecks`, which `ArchitectureSpec` inherits: the checks of a spec against a use.
@@ -37,6 +39,13 @@ OPERATION_NORMS = ("none", "rms")
 # Dense(1) over the concatenated inputs (DCN's head); "projected" the paper's CONCAT to width W,
 # then the logit layer (the reference's parametrization of the same functions).
 CONCAT_HEADS = ("direct", "projected")
+# The kernel initializers of the model (optfusion_tf/layers/initializers.py kernel_initializer).
+KERNEL_INITS = ("glorot_normal", "torch")
+# The dtype policies of the deep blocks (OptFusionModel's `deep_dtype`, optfusion_tf/layers/
+# deep_block.py): "float32", or "mixed_bfloat16" (float32 variables, the matmul in bfloat16:
+# about 1.9x the float32 matmul rate on CPUs with AVX512_BF16 or AMX and on GPUs with bfloat16
+# units; the blocks' output is cast back to float32).
+DEEP_DTYPES = ("float32", "mixed_bfloat16")
 
 
 class ArchitectureSpecError(ValueError):

@@ -3,7 +3,8 @@ experiment.
 
 Their console entry points are `search()` and `retrain()` below; their flags are those of
 optfusion_tf.cli.training_flags (shown by --help). Exit status 0 on success, 1 with one clear
-message when an input is unusable or the loss became NaN.
+message when an input is unusable or the loss became NaN. The flags are parsed and checked
+before TensorFlow is imported, so that --help and a bad flag answer at once.
 """
 
 from __future__ import annotations
@@ -11,20 +12,16 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
+from absl import app, flags, logging
+
+from optfusion_tf.cli import training_flags
+from optfusion_tf.cli.flag_help import show_flags_in_help
 from optfusion_tf.cli.quiet import import_tensorflow_quietly, quiet_library_logs
 
-import_tensorflow_quietly()
-
-import tensorflow as tf  # noqa: E402
-from absl import app, flags, logging  # noqa: E402
-
-from optfusion_tf.training import experiment  # noqa: E402
-from optfusion_tf.cli import training_flags  # noqa: E402
-from optfusion_tf.cli.flag_help import show_flags_in_help  # noqa: E402
-from optfusion_tf.training.config import ExperimentError, TrainingConfig  # noqa: E402
-from optfusion_tf.training.run_dir import script_flag_lines  # noqa: E402
+if TYPE_CHECKING:  # imported at run time after the flags are parsed (run_stage)
+    from optfusion_tf.training.config import TrainingConfig
 
 STAGES = ("search", "retrain")
 
@@ -33,6 +30,8 @@ FLAGS = flags.FLAGS
 
 def config_from_flags(stage: str) -> TrainingConfig:
     """A TrainingConfig from the parsed flags; the run dir defaults to runs/<stage>_<dataset>."""
+    from optfusion_tf.training.config import TrainingConfig
+
     values = {
         field.name: FLAGS[field.name].value
         for field in dataclasses.fields(TrainingConfig)
@@ -76,7 +75,14 @@ def run(stage: str) -> None:
 
 def run_stage(stage: str) -> None:
     """Runs one stage from the parsed flags; an ExperimentError becomes one clear message and
-    exit code 1."""
+    exit code 1. Imports TensorFlow (quietly) and the library first."""
+    import_tensorflow_quietly()
+    import tensorflow as tf
+
+    from optfusion_tf.training import experiment
+    from optfusion_tf.training.config import ExperimentError
+    from optfusion_tf.training.run_dir import script_flag_lines
+
     config = config_from_flags(stage)
     module_name = training_flags.__name__  # the module that defines (so "owns") the flags
     flag_lines = script_flag_lines(module_name=module_name)

@@ -20,14 +20,11 @@ from absl import flags
 
 from optfusion_tf.architecture.presets import PRESETS
 from optfusion_tf.architecture.validation import (
-    CONCAT_HEADS, OPERATION_NORMS, OPERATIONS, SHALLOW_COMPONENTS,
+    CONCAT_HEADS, DEEP_DTYPES, KERNEL_INITS, OPERATION_NORMS, OPERATIONS, SHALLOW_COMPONENTS,
 )
-from optfusion_tf.data.shuffle import SHUFFLES
-from optfusion_tf.distribute.distribution import DEFAULT_CLUSTER_WAIT_S, STRATEGIES
-from optfusion_tf.layers.deep_block import DEEP_DTYPES
-from optfusion_tf.layers.initializers import KERNEL_INITS
-from optfusion_tf.optimizers.lazy_adam import EMBEDDING_OPTIMIZERS
-from optfusion_tf.training.config import rates_conflict
+from optfusion_tf.data.choices import SHUFFLES
+from optfusion_tf.distribute.choices import DEFAULT_CLUSTER_WAIT_S, STRATEGIES
+from optfusion_tf.optimizers.choices import EMBEDDING_OPTIMIZERS, rates_conflict
 
 SELECTIONS = ("one_shot", "sequential")
 RETRAIN_FUSIONS = ("hard", "soft", *OPERATIONS)

@@ -41,11 +41,11 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from optfusion_tf.data.choices import SHUFFLES
 from optfusion_tf.data.errors import DataError
 from optfusion_tf.data.record_decoding import example_parser, record_decoder
 from optfusion_tf.data.shuffle import (
     DEFAULT_SHUFFLE_BUFFER,
-    SHUFFLES,
     read_sources,
     repeated,
     shuffle_in_buffer,

@@ -4,7 +4,7 @@ Sources (shard files, or pieces of them) are read one at a time in file order wh
 shuffling, so a split's examples come in file order (load_split, row-aligned evaluation); when
 shuffling, in a seeded order, several at once (`read_sources`), and then the elements go
 through a seeded shuffle buffer (`shuffle_in_buffer`). A training split of our datasets is
-shuffled in one of two ways (`SHUFFLES`, make_dataset's `shuffle_mode=`):
+shuffled in one of two ways (optfusion_tf/data/choices.py `SHUFFLES`, make_dataset's `shuffle_mode=`):
 - "examples" (uncompressed shards, `shuffled_windows`): every pass draws a seeded permutation of
   all the split's chunks, reads them WINDOW_CHUNKS at a time (random access into the files,
   numpy) and permutes the rows of each window: a batch of 4096 takes about 4 rows from each of
@@ -33,7 +33,6 @@ DEFAULT_SHUFFLE_BUFFER = 100_000
 _PASS_SEED_STRIDE = 1_000_003
 # "examples" shuffle: rows are permuted within windows of this many chunks (262,144 rows).
 WINDOW_CHUNKS = 1024
-SHUFFLES = ("examples", "chunks")
 
 
 def read_sources(

@@ -39,8 +39,8 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-STRATEGIES = ("none", "mirrored", "multi_worker")
-DEFAULT_CLUSTER_WAIT_S = 900
+from optfusion_tf.distribute.choices import DEFAULT_CLUSTER_WAIT_S, STRATEGIES
+
 _JOBS = ("chief", "worker")
 
 

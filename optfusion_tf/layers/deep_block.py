@@ -9,11 +9,6 @@ import keras
 from optfusion_tf.layers.initializers import InitializerLike, clone_initializer
 from optfusion_tf.layers.types import Shape, Tensor, check_positive_int
 
-# The dtype policies a deep block may compute in: "float32", or "mixed_bfloat16" (float32
-# variables, the matmul in bfloat16: about 1.9x the float32 matmul rate on CPUs with AVX512_BF16
-# or AMX and on GPUs with bfloat16 units; the output is cast back to float32).
-DEEP_DTYPES = ("float32", "mixed_bfloat16")
-
 
 @keras.saving.register_keras_serializable(package="optfusion")
 class DeepBlock(keras.layers.Layer):
@@ -26,7 +21,7 @@ class DeepBlock(keras.layers.Layer):
         kernel_initializer: initializer of the Dense kernel. Defaults to `"glorot_uniform"`.
         bias_initializer: initializer of the Dense bias. Defaults to `"zeros"`.
         seed: optional seed of the dropout.
-        **kwargs: passed to `keras.layers.Layer`; `dtype="mixed_bfloat16"` (one of DEEP_DTYPES)
+        **kwargs: passed to `keras.layers.Layer`; `dtype="mixed_bfloat16"` (one of optfusion_tf.architecture.validation.DEEP_DTYPES)
             keeps the variables in float32 and computes the block in bfloat16.
 
     Call arguments:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import keras
 
+from optfusion_tf.architecture.validation import KERNEL_INITS
+
 InitializerLike = str | dict | keras.initializers.Initializer
 
 
@@ -42,9 +44,6 @@ def initializers_config(layer: keras.layers.Layer) -> dict[str, object]:
         "kernel_initializer": keras.initializers.serialize(layer.kernel_initializer),
         "bias_initializer": keras.initializers.serialize(layer.bias_initializer),
     }
-
-
-KERNEL_INITS = ("glorot_normal", "torch")
 
 
 def kernel_initializer(kind: str, seed: int | None = None) -> keras.initializers.Initializer:

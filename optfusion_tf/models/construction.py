@@ -17,12 +17,13 @@ import keras
 
 from optfusion_tf.architecture.spec import MIXTURE
 from optfusion_tf.architecture.checks import check_int
-from optfusion_tf.architecture.validation import CONCAT_HEADS, SHALLOW_COMPONENTS
+from optfusion_tf.architecture.validation import (
+    CONCAT_HEADS, DEEP_DTYPES, KERNEL_INITS, SHALLOW_COMPONENTS,
+)
 from optfusion_tf.operations import FusionMixture, make_fusion_operation
 from optfusion_tf.operations.base import check_output_norm
 from optfusion_tf.layers import DeepBlock, make_shallow_layer
-from optfusion_tf.layers.deep_block import DEEP_DTYPES
-from optfusion_tf.layers.initializers import KERNEL_INITS, kernel_initializer
+from optfusion_tf.layers.initializers import kernel_initializer
 from optfusion_tf.models.node_plan import FUSION_MODES, NodePlan
 
 # Seeds of the sublayers' initializers are spaced so that a layer may derive a few from its own.

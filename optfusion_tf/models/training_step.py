@@ -45,8 +45,8 @@ from optfusion_tf.models.optimizer_groups import (
     partition,
 )
 from optfusion_tf.models.replica_values import first_local_values, logs_for_multi_worker_reduce
+from optfusion_tf.optimizers.choices import LAZY_ADAM
 from optfusion_tf.optimizers.lazy_adam import (
-    LAZY_ADAM,
     LazyAdam,
     make_embedding_optimizer,
     sum_duplicate_rows,

@@ -41,9 +41,8 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-# The embedding optimizers by name (--embedding_optimizer): AUTO resolves to one of the others.
-AUTO, LAZY_ADAM, DENSE_ADAM = "auto", "lazy_adam", "adam"
-EMBEDDING_OPTIMIZERS = (AUTO, LAZY_ADAM, DENSE_ADAM)
+from optfusion_tf.optimizers.choices import AUTO, DENSE_ADAM, LAZY_ADAM
+
 DENSE_ADAM_MIN_COVERAGE = 0.5  # `auto`: dense Adam from this expected fraction of rows a batch
 
 

@@ -16,7 +16,8 @@ from optfusion_tf.architecture.presets import preset_arch
 from optfusion_tf.architecture.validation import ArchitectureSpecError
 from optfusion_tf.data.errors import DataError
 from optfusion_tf.data.stats import DatasetStats
-from optfusion_tf.distribute.distribution import DEFAULT_CLUSTER_WAIT_S
+from optfusion_tf.distribute.choices import DEFAULT_CLUSTER_WAIT_S
+from optfusion_tf.optimizers.choices import rates_conflict
 from optfusion_tf.training.run_dir import RunDir
 
 # The best epoch's model in a run directory (for export_savedmodel.py and --init_from_search).
@@ -79,11 +80,6 @@ SEARCH_ONLY = ("arch_lr", "init_constant", "selection")
 RETRAIN_ONLY = ("arch", "fusion", "preset", "init_from_search")
 # The flags whose values an --arch re-train takes from arch.json (retrain_arch, arch_flag_lines).
 ARCH_FLAGS = ("n", "shallow", "emb_dim", "operation_norm")
-
-
-def rates_conflict(plateau_lr_factor: float, lr_nn_decay_epochs: int) -> bool:
-    """Whether a plateau step and a decay of the network's rate would both set that rate."""
-    return plateau_lr_factor < 1.0 and lr_nn_decay_epochs > 0
 
 
 def refuse_conflicting_rates(config: TrainingConfig) -> None:

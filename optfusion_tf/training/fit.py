@@ -24,8 +24,8 @@ from optfusion_tf.data.stats import DatasetStats
 from optfusion_tf.data.vocabulary import batch_coverage
 from optfusion_tf.distribute.distribution import Distribution
 from optfusion_tf.models.model import OptFusionModel
+from optfusion_tf.optimizers.choices import AUTO
 from optfusion_tf.optimizers.lazy_adam import (
-    AUTO,
     DENSE_ADAM_MIN_COVERAGE,
     make_embedding_optimizer,
     resolve_embedding_optimizer,
