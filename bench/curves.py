@@ -9,10 +9,15 @@ optfusion_tf/analysis/architecture_plot.py does: no pyplot state, no display nee
 from __future__ import annotations
 
 import os
+import textwrap
 from typing import Mapping, Sequence
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+# Characters of a fontsize-10 title per inch of figure width (DejaVu Sans averages ~0.075 in a
+# character at 10 pt): longer titles are wrapped, not clipped at the figure's edges.
+_TITLE_CHARS_PER_INCH = 11
 
 # Our models solid, DeepCTR's dashed; one colour per model.
 _COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown",
@@ -53,7 +58,7 @@ def plot_validation_curves(
         axes.set_ylim(low, values[-1] + 0.1 * (values[-1] - low) + 1e-4)
     axes.set_xlabel("epoch")
     axes.set_ylabel("validation AUC (exact)")
-    axes.set_title(title, fontsize=10)
+    set_title(axes, title)
     axes.grid(alpha=0.3)
     axes.legend(fontsize=8, loc="lower right")
     return _save(figure, path)
@@ -93,9 +98,15 @@ def plot_test_auc(rows: Mapping[str, Mapping], path: str, title: str) -> str:
     axes.set_yticks(range(len(names)), names, fontsize=8)
     axes.set_ylim(len(names) - 0.5, -0.7)  # first model on top
     axes.set_xlabel("test AUC (exact): mean ± std over seeds, dots: each seed")
-    axes.set_title(title, fontsize=10)
+    set_title(axes, title)
     axes.grid(axis="x", alpha=0.3)
     return _save(figure, path)
+
+
+def set_title(axes, title: str) -> None:
+    """Sets `title` at fontsize 10, wrapped to lines that fit the figure's width."""
+    width = int(axes.figure.get_figwidth() * _TITLE_CHARS_PER_INCH)
+    axes.set_title(textwrap.fill(title, width=width), fontsize=10)
 
 
 def _save(figure: Figure, path: str) -> str:
