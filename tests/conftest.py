@@ -11,6 +11,13 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
 
+def start_up_lines(text: str) -> list[str]:
+    """TensorFlow's C++ start-up lines in a program's output (absl C++ logging: I0000 / E0000
+    prefixes, the CUDA stub's message)."""
+    return [line for line in text.splitlines()
+            if "I0000" in line or "E0000" in line or "cudart_stub" in line]
+
+
 @pytest.fixture
 def shared_data() -> pathlib.Path:
     """The folder of real Criteo/Avazu/KDD12 samples; skips the test when it is absent."""

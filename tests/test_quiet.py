@@ -13,7 +13,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, start_up_lines
 
 # Every bench script that imports TensorFlow in its own process (the DeepCTR workers run as
 # children whose stderr the parent keeps for its error messages).
@@ -35,11 +35,6 @@ if __name__ == "__main__":  # the workers (forkserver: TensorFlow is imported) i
 """
 
 
-def _start_up_lines(text: str) -> list[str]:
-    return [line for line in text.splitlines()
-            if "I0000" in line or "E0000" in line or "cudart_stub" in line]
-
-
 def _without_level() -> dict[str, str]:
     """This process' environment without TF_CPP_MIN_LOG_LEVEL (the user did not set it)."""
     return {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
@@ -53,7 +48,7 @@ def test_workers_of_a_script_that_imported_tensorflow_print_no_start_up_lines(tm
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                           timeout=300, env={**_without_level(), "PYTHONPATH": str(REPO_ROOT)})
     assert done.returncode == 0 and "DONE" in done.stdout, done.stderr[-3000:]
-    assert not _start_up_lines(done.stderr), done.stderr[-3000:]
+    assert not start_up_lines(done.stderr), done.stderr[-3000:]
 
 
 def test_the_user_s_level_shows_the_lines():
@@ -61,7 +56,7 @@ def test_the_user_s_level_shows_the_lines():
         [sys.executable, "-c", "from optfusion_tf.cli.quiet import import_tensorflow_quietly\n"
          "import_tensorflow_quietly()"], capture_output=True, text=True, timeout=300,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "0", "PYTHONPATH": str(REPO_ROOT)})
-    assert done.returncode == 0 and _start_up_lines(done.stderr), done.stderr[-3000:]
+    assert done.returncode == 0 and start_up_lines(done.stderr), done.stderr[-3000:]
 
 
 @pytest.mark.parametrize("name", BENCH_SCRIPTS)
@@ -81,4 +76,4 @@ def test_peers_help_prints_no_tensorflow_start_up_lines():
     done = subprocess.run([sys.executable, str(REPO_ROOT / "bench" / "peers.py"), "--help"],
                           env=_without_level(), capture_output=True, text=True, timeout=300)
     assert "--datasets" in done.stdout, done.stderr[-2000:]
-    assert not _start_up_lines(done.stderr), done.stderr[-2000:]
+    assert not start_up_lines(done.stderr), done.stderr[-2000:]
