@@ -5,8 +5,8 @@ d=10) -- with a 1M-row table, n=3 and CrossNet shallow components, at batch 4096
 - samples/s of a search step (the supernet, three optimizer groups, lazy_adam) and of a hard
   re-train step of the `parallel` preset (DCN-like: S1->S2->S3 and D1->D2->D3 from E,
   O = CONCAT(S3, D3)), each with `jit_compile` off and on (keys `search`, `search_jit`, ...);
-  the hard step also with `--deep_dtype=mixed_bfloat16` (keys `hard_bf16`, `hard_bf16_jit`:
-  the deep blocks' matmuls in bfloat16, float32 weights; `--deep_dtypes`);
+  both also with `--deep_dtype=mixed_bfloat16` (keys `search_bf16`, `hard_bf16`, ..._jit: the
+  deep blocks' matmuls in bfloat16, float32 weights; `--deep_dtypes`);
 - the analytic training FLOPs per sample (3 x optfusion_tf.analysis.flops.analytic_flops_per_sample) and
   the achieved GFLOP/s as a fraction of this machine's fp32 matmul GFLOP/s at the same W: a
   warmed-up chain of [4096, W] x [W, W] tf.matmul, measured in the same run, in alternation
@@ -424,8 +424,7 @@ def main() -> None:
     parser.add_argument("--parts", default=",".join(PARTS),
                         help=f"comma-separated subset of {', '.join(PARTS)} (dcn implies hard)")
     parser.add_argument("--deep_dtypes", default=",".join(DEEP_DTYPES),
-                        help="comma-separated --deep_dtype values of the hard steps (the search "
-                             "step: float32)")
+                        help="comma-separated --deep_dtype values of the search and hard steps")
     parser.add_argument("--validation_shape", choices=tuple(SHAPES), default="criteo")
     parser.add_argument("--validation_repeats", type=int, default=None)
     args = parser.parse_args()
@@ -476,7 +475,7 @@ def main() -> None:
                 entry.update(measure_steps(
                     fusion, num_fields, emb_dim, vocab, batch, jits, rounds,
                     args.steps_per_round, peer,
-                    deep_dtypes=deep_dtypes if fusion == "hard" else ("float32",),
+                    deep_dtypes=deep_dtypes,
                 ))
             finally:
                 if peer is not None:
@@ -535,7 +534,8 @@ def main() -> None:
     jit_speedup = {
         f"{shape}/{fusion}": round(entry[f"{fusion}_jit"]["samples_per_second"]
                                    / entry[fusion]["samples_per_second"], 3)
-        for shape, entry in shapes.items() for fusion in ("search", "hard", "hard_bf16")
+        for shape, entry in shapes.items()
+        for fusion in ("search", "search_bf16", "hard", "hard_bf16")
         if f"{fusion}_jit" in entry and fusion in entry
     }
     targets: dict[str, Any] = {}
