@@ -106,6 +106,20 @@ def test_different_flags_refused_unless_overwrite(tmp_path):
     assert open(run.flags_path).read().splitlines()[1:] == ["--lr_nn=0.1", "--seed=1"]
 
 
+def test_a_run_written_before_a_flag_existed_resumes_at_its_implicit_value(tmp_path):
+    path = tmp_path / "run"
+    open_run_dir(path, ["--lr_nn=0.01", "--seed=1"])  # before --deep_dtype existed
+    (path / "backup").mkdir()
+    (path / "backup" / "training_metadata.json").write_text('{"epoch": 2}')
+    assert open_run_dir(path, ["--deep_dtype=float32", "--lr_nn=0.01", "--seed=1"]).resuming
+    with pytest.raises(RunDirError, match=r"other flags.*now: \['--deep_dtype=mixed_bfloat16'\]"):
+        open_run_dir(path, ["--deep_dtype=mixed_bfloat16", "--lr_nn=0.01", "--seed=1"])
+    # A run that wrote the flag compares it as any other line.
+    open_run_dir(tmp_path / "new", ["--deep_dtype=mixed_bfloat16", "--seed=1"])
+    with pytest.raises(RunDirError, match="other flags"):
+        open_run_dir(tmp_path / "new", ["--deep_dtype=float32", "--seed=1"])
+
+
 def test_complete_run_refused_unless_overwrite(tmp_path):
     run = open_run_dir(tmp_path / "run", ["--seed=1"])
     run.write_metrics(**METRICS)

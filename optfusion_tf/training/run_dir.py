@@ -267,9 +267,17 @@ def set_seed(seed: int, *, deterministic_ops: bool = True) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
+# Flag lines of options added after runs were written, at the value that such a run used
+# without the flag: a flags.txt that lacks the flag still resumes with this line.
+IMPLICIT_IN_OLDER_RUNS = ("--deep_dtype=float32",)
+
+
 def _check_resumable(run: RunDir, flag_lines: list[str]) -> None:
     with open(run.flags_path, encoding="utf-8") as f:
         stored = [line.rstrip("\n") for line in f if line.strip() and not line.startswith("#")]
+    stored_names = {line.split("=", 1)[0] for line in stored}
+    flag_lines = [line for line in flag_lines if line not in IMPLICIT_IN_OLDER_RUNS
+                  or line.split("=", 1)[0] in stored_names]
     if stored != flag_lines:
         removed = [line for line in stored if line not in flag_lines]
         added = [line for line in flag_lines if line not in stored]
