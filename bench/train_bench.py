@@ -83,6 +83,7 @@ from optfusion_tf.optimizers.lazy_adam import make_embedding_optimizer  # noqa: 
 from optfusion_tf.models.model import OptFusionModel  # noqa: E402
 from optfusion_tf.training.evaluation import evaluate_split  # noqa: E402
 from optfusion_tf.training.fit import EVAL_BATCH_SIZE  # noqa: E402
+from optfusion_tf.training.precision import bfloat16_matmul_is_native  # noqa: E402
 
 SHAPES = {"criteo": (39, 16), "avazu": (24, 16), "frappe": (10, 10)}
 # The paper's Criteo setting (F=39, d=40, W=1560), for an accelerator: `--shapes=paper`.
@@ -435,6 +436,10 @@ def main() -> None:
     if not set(deep_dtypes) <= set(DEEP_DTYPES):
         parser.error(f"--deep_dtypes: unknown {sorted(set(deep_dtypes) - set(DEEP_DTYPES))}; "
                      f"expected some of {list(DEEP_DTYPES)}")
+    if "mixed_bfloat16" in deep_dtypes and not bfloat16_matmul_is_native():
+        print("train_bench: this machine shows no bfloat16 matmul units: its mixed_bfloat16 "
+              "steps time TensorFlow's emulation (--deep_dtypes=float32 leaves them out)",
+              flush=True)
     parts = set(args.parts.split(","))
     unknown = parts - set(PARTS)
     if unknown:

@@ -2,8 +2,8 @@
 
 bfloat16 pays where the hardware has bfloat16 units: x86 CPUs with AVX512_BF16 or AMX (oneDNN
 uses them; a [4096, 624] x [624, 624] matmul ran at 1.9x the float32 rate on this project's
-2-core AMD EPYC) and NVIDIA GPUs of compute capability 8.0 and above. Elsewhere TensorFlow
-emulates it, slower than float32.
+2-core AMD EPYC) and NVIDIA GPUs of compute capability 8.0 and above (not measured here: no
+GPU). Elsewhere TensorFlow emulates it, slower than float32.
 """
 
 from __future__ import annotations
@@ -27,12 +27,17 @@ def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> set[str]:
 
 
 def bfloat16_matmul_is_native(cpuinfo: str = "/proc/cpuinfo") -> bool:
-    """True with a GPU of compute capability >= 8.0 or a CPU flag of BFLOAT16_CPU_FLAGS."""
+    """Whether the devices the model runs on multiply bfloat16 natively: with GPUs (where the
+    model runs then), every GPU of compute capability >= 8.0 (a GPU that reports none, e.g.
+    ROCm's, counts as native: no evidence against it); without, a CPU flag of
+    BFLOAT16_CPU_FLAGS."""
     import tensorflow as tf
 
-    for gpu in tf.config.list_physical_devices("GPU"):
-        if tf.config.experimental.get_device_details(gpu).get("compute_capability", (0, 0)) >= (8, 0):
-            return True
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        capabilities = [tf.config.experimental.get_device_details(gpu).get("compute_capability")
+                        for gpu in gpus]
+        return all(c is None or tuple(c) >= (8, 0) for c in capabilities)
     return bool(cpu_flags(cpuinfo) & set(BFLOAT16_CPU_FLAGS))
 
 
