@@ -8,8 +8,8 @@ For every dataset (a directory written by dataprocess/*2TF.py, or bench/bench_da
 and seed (and, with --split_seeds, every split of the named datasets: the same raw rows
 split again by each seed; the tables pool them), trains
 - ours, with the default flags of search.py / retrain.py (only --emb_dim, --batch_size,
-  --seed and --deep_dtype set): the parallel and stacked presets, and a search followed by OptFusion-Hard and
-  -Soft re-trained from it;
+  --seed and --deep_dtype set): the parallel and stacked presets, and a search followed by
+  OptFusion-Hard and -Soft re-trained from it;
 - DeepCTR 0.9.4's DCN, DCNMix, DeepFM and xDeepFM (bench/deepctr_peer.py, each in its own
   process with TF_USE_LEGACY_KERAS=1, on the same train / validation / test rows, exact sklearn
   AUC, Adam 1e-3, DeepCTR's defaults otherwise; the seed also seeds every initializer,

@@ -43,8 +43,8 @@ CONCAT_HEADS = ("direct", "projected")
 KERNEL_INITS = ("glorot_normal", "torch")
 # The dtype policies of the deep blocks (OptFusionModel's `deep_dtype`, optfusion_tf/layers/
 # deep_block.py): "float32", or "mixed_bfloat16" (float32 variables, the matmul in bfloat16:
-# about 1.9x the float32 matmul rate on CPUs with AVX512_BF16 or AMX and on GPUs with bfloat16
-# units; the blocks' output is cast back to float32).
+# 1.9x the float32 matmul rate on this project's AVX512_BF16 CPU; meant for CPUs with AVX512_BF16
+# or AMX and GPUs with bfloat16 units; the blocks' output is cast back to float32).
 DEEP_DTYPES = ("float32", "mixed_bfloat16")
 
 

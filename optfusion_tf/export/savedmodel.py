@@ -169,6 +169,8 @@ def _check(path: str, model: keras.Model, rows: ExampleRows) -> float:
         ExportError: a difference above CHECK_TOLERANCE.
     """
     loaded = tf.saved_model.load(path)
+    # As the evaluation's compiled forward (optfusion_tf.training.evaluation._forward, which
+    # export may not import): the metrics of the run are this function's.
     forward = tf.function(lambda ids: model(ids, training=False), autograph=False)
     expected = tf.sigmoid(forward(tf.constant(rows.ids))).numpy().reshape(-1)
     outputs = {SERVING_DEFAULT: loaded.signatures[SERVING_DEFAULT](feature_ids=tf.constant(rows.ids))}

@@ -21,8 +21,9 @@ class DeepBlock(keras.layers.Layer):
         kernel_initializer: initializer of the Dense kernel. Defaults to `"glorot_uniform"`.
         bias_initializer: initializer of the Dense bias. Defaults to `"zeros"`.
         seed: optional seed of the dropout.
-        **kwargs: passed to `keras.layers.Layer`; `dtype="mixed_bfloat16"` (one of optfusion_tf.architecture.validation.DEEP_DTYPES)
-            keeps the variables in float32 and computes the block in bfloat16.
+        **kwargs: passed to `keras.layers.Layer`; `dtype="mixed_bfloat16"` (one of
+            optfusion_tf.architecture.validation.DEEP_DTYPES) keeps the variables in float32
+            and computes the block in bfloat16.
 
     Call arguments:
         x: float tensor [batch, input_width].

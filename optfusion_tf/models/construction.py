@@ -112,7 +112,8 @@ def add_node_layers(
     node in plan order (the model's dicts: Keras tracks the layers, and so orders the model's
     variables, as they are added); returns the output layer, created last. With `direct_head`
     O gets no operation layer: the output layer itself takes O's concatenated inputs. Deep
-    blocks compute in the dtype policy `deep_dtype` (DEEP_DTYPES), every other layer in float32.
+    blocks compute in the dtype policy `deep_dtype` (DEEP_DTYPES), every other layer in the global
+    policy (Keras' default: float32).
 
     Sublayer k gets seeds from seed + k * _SEED_STRIDE on (the model's embedding and beta use
     seed and seed + 1), so that each layer may derive a few distinct seeds.

@@ -85,7 +85,7 @@ class OptFusionModel(GroupedOptimizerModel):
         deep_dtype: the dtype policy of the deep blocks, one of DEEP_DTYPES: "float32"
             (default) or "mixed_bfloat16" (float32 weights, the blocks' matmuls in bfloat16:
             faster where the hardware has bfloat16 units, docs/training.md). Everything else,
-            the logits included, stays float32.
+            the logits included, stays in the global policy (Keras' default: float32).
         seed: seeds every initializer (and the dropout) for a reproducible model; None draws
             them from Keras' global seed (`keras.utils.set_random_seed`).
         dataset: dataset kind, recorded in `current_arch()` and checked against `arch`.
