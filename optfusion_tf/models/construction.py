@@ -16,7 +16,7 @@ from typing import Any
 import keras
 
 from optfusion_tf.architecture.spec import MIXTURE
-from optfusion_tf.architecture.checks import check_int
+from optfusion_tf.architecture.checks import check_choice, check_int
 from optfusion_tf.architecture.validation import (
     CONCAT_HEADS, DEEP_DTYPES, KERNEL_INITS, SHALLOW_COMPONENTS,
 )
@@ -52,15 +52,8 @@ def check_arguments(
     for key, value in (("feature_num", feature_num), ("num_fields", num_fields),
                        ("emb_dim", emb_dim), ("n", n)):
         check_int(key, value, wording="a positive integer")
-    if shallow not in SHALLOW_COMPONENTS:
-        raise ValueError(
-            f"`shallow` must be one of {list(SHALLOW_COMPONENTS)}. "
-            f"Received: shallow={shallow!r}"
-        )
-    if fusion not in FUSION_MODES:
-        raise ValueError(
-            f"`fusion` must be one of {list(FUSION_MODES)}. Received: fusion={fusion!r}"
-        )
+    check_choice("shallow", shallow, SHALLOW_COMPONENTS)
+    check_choice("fusion", fusion, FUSION_MODES)
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout!r}")
     if not isinstance(init_constant, (int, float)) or not math.isfinite(init_constant):
@@ -73,21 +66,10 @@ def check_arguments(
             "`embedding_init_std` must be a positive number. "
             f"Received: embedding_init_std={embedding_init_std!r}"
         )
-    if kernel_init not in KERNEL_INITS:
-        raise ValueError(
-            f"`kernel_init` must be one of {list(KERNEL_INITS)}. "
-            f"Received: kernel_init={kernel_init!r}"
-        )
+    check_choice("kernel_init", kernel_init, KERNEL_INITS)
     check_output_norm(operation_norm)
-    if concat_head not in CONCAT_HEADS:
-        raise ValueError(
-            f"`concat_head` must be one of {list(CONCAT_HEADS)}. "
-            f"Received: concat_head={concat_head!r}"
-        )
-    if deep_dtype not in DEEP_DTYPES:
-        raise ValueError(
-            f"`deep_dtype` must be one of {list(DEEP_DTYPES)}. Received: deep_dtype={deep_dtype!r}"
-        )
+    check_choice("concat_head", concat_head, CONCAT_HEADS)
+    check_choice("deep_dtype", deep_dtype, DEEP_DTYPES)
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise ValueError(f"`seed` must be an integer or None. Received: seed={seed!r}")
 
